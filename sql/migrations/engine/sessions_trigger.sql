@@ -1,0 +1,33 @@
+-- Keeps dashboard_rollups current whatever writes to sessions (the ingest
+-- function, psql, a bulk load): after each statement, every user it touched
+-- is recomputed once, for today. Returns nothing; raises what recompute raises.
+create function coco.sessions_changed() returns trigger
+language plpgsql
+as $$
+begin
+    if tg_op = 'INSERT' then
+        perform coco.recompute_rollups(array(select distinct n.user_id from new_rows n));
+    elsif tg_op = 'DELETE' then
+        perform coco.recompute_rollups(array(select distinct o.user_id from old_rows o));
+    else
+        -- An update may move a session from one user to another: both change.
+        perform coco.recompute_rollups(array(
+            select n.user_id from new_rows n union select o.user_id from old_rows o));
+    end if;
+    return null;
+end;
+$$;
+
+-- Statement-level with transition tables, so a multi-row statement recomputes
+-- each user once; PostgreSQL allows transition tables on one event per trigger.
+create trigger sessions_after_insert after insert on sessions
+    referencing new table as new_rows
+    for each statement execute function coco.sessions_changed();
+
+create trigger sessions_after_update after update on sessions
+    referencing old table as old_rows new table as new_rows
+    for each statement execute function coco.sessions_changed();
+
+create trigger sessions_after_delete after delete on sessions
+    referencing old table as old_rows
+    for each statement execute function coco.sessions_changed();

@@ -1,0 +1,92 @@
+// Package sqltest gives each test its own migrated PostgreSQL database,
+// cloned by pgtestdb from a template built once per migrations hash.
+package sqltest
+
+import (
+	"context"
+	"database/sql"
+	"net/url"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib" // pgtestdb talks database/sql with driver "pgx"
+	"github.com/peterldowns/pgtestdb"
+
+	schema "coco/sql"
+)
+
+// ServerURL is the server tests create their databases on: TEST_DATABASE_URL,
+// else DATABASE_URL. `make test` starts a throwaway server when both are unset.
+func ServerURL(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+		if v := os.Getenv(name); v != "" {
+			return v
+		}
+	}
+	t.Fatal("TEST_DATABASE_URL is not set: run `make test`, or `go run ./cmd/devdb start` and export what it prints")
+	return ""
+}
+
+// URL creates a fresh migrated database on the server at serverURL and
+// returns its connection string; the database is dropped when the test passes.
+func URL(t testing.TB, serverURL string) string {
+	t.Helper()
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		t.Fatalf("parse server URL: %v", err)
+	}
+	password, _ := u.User.Password()
+	conf := pgtestdb.Config{
+		DriverName:                "pgx",
+		Host:                      u.Hostname(),
+		Port:                      u.Port(),
+		User:                      u.User.Username(),
+		Password:                  password,
+		Database:                  dbName(u),
+		Options:                   u.RawQuery,
+		ForceTerminateConnections: true,
+	}
+	if conf.Port == "" {
+		conf.Port = "5432"
+	}
+	return pgtestdb.Custom(t, conf, Migrator{}).URL()
+}
+
+func dbName(u *url.URL) string {
+	if len(u.Path) > 1 {
+		return u.Path[1:]
+	}
+	return "postgres"
+}
+
+// Pool returns a pool on a fresh migrated database of its own, closed when
+// the test ends.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), URL(t, ServerURL(t)))
+	if err != nil {
+		t.Fatalf("open pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// Migrator applies coco's embedded tern migrations to pgtestdb's template.
+type Migrator struct{}
+
+// Hash covers every embedded SQL file, so editing a migration or an engine
+// function rebuilds the template.
+func (Migrator) Hash() (string, error) { return schema.MigrationsHash() }
+
+// Migrate runs the same migrations the binary runs.
+func (Migrator) Migrate(ctx context.Context, _ *sql.DB, conf pgtestdb.Config) error {
+	conn, err := pgx.Connect(ctx, conf.URL())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return schema.Migrate(ctx, conn)
+}

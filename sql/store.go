@@ -1,0 +1,154 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Store calls coco's SQL functions. It computes nothing itself: every number
+// it returns comes from the functions in migrations/engine.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore returns a Store on pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Session is one use-session summary as the device posts it.
+type Session struct {
+	SessionID       string
+	UserExternalID  string
+	StartedAt       time.Time
+	DurationSeconds int
+	SentimentScore  float64
+}
+
+// IngestStatus is what storing a session did.
+type IngestStatus string
+
+const (
+	Stored    IngestStatus = "ok"
+	Duplicate IngestStatus = "duplicate"
+)
+
+// Ingest stores s once: Stored the first time, Duplicate when the same
+// session is already stored, or a *ConflictError when its session_id is
+// stored with other values.
+func (st *Store) Ingest(ctx context.Context, s Session) (IngestStatus, error) {
+	var status IngestStatus
+	err := st.retry(ctx, func() error {
+		return st.pool.QueryRow(ctx,
+			`select coco.ingest_session($1, $2, $3, $4, $5)`,
+			s.SessionID, s.UserExternalID, s.StartedAt, s.DurationSeconds, s.SentimentScore,
+		).Scan(&status)
+	})
+	return status, err
+}
+
+// Snapshot is one user's stored seven-day rollup, oldest day first.
+type Snapshot struct {
+	WindowEnd          time.Time
+	StreakDays         int
+	DailyActivity      []bool
+	DailyDurations     []int
+	DailySentiment     []*float64 // nil on days without sessions
+	LastSessionAt      *time.Time
+	AvgDurationMinutes int
+	CurrentTone        string
+	UpdatedAt          time.Time
+}
+
+// Dashboard returns the snapshot of the user with externalID for the window
+// ending on the day of now, creating the user and recomputing a missing or
+// outdated rollup as coco.dashboard does.
+func (st *Store) Dashboard(ctx context.Context, externalID string, now time.Time) (Snapshot, error) {
+	var s Snapshot
+	err := st.retry(ctx, func() error {
+		// The sentiments are numeric(4,2); as float8 they print as 0.68, never 0.6800000001.
+		return st.pool.QueryRow(ctx,
+			`select window_end, streak_days, daily_activity, daily_durations, daily_sentiment::float8[],
+			        last_session_at, avg_duration_minutes, current_tone, updated_at
+			   from coco.dashboard($1, coco.day_of($2))`,
+			externalID, now,
+		).Scan(&s.WindowEnd, &s.StreakDays, &s.DailyActivity, &s.DailyDurations, &s.DailySentiment,
+			&s.LastSessionAt, &s.AvgDurationMinutes, &s.CurrentTone, &s.UpdatedAt)
+	})
+	return s, err
+}
+
+// RecomputeUser rebuilds the rollup of the user with externalID for today and
+// reports whether that user exists.
+func (st *Store) RecomputeUser(ctx context.Context, externalID string) (bool, error) {
+	var n int
+	err := st.retry(ctx, func() error {
+		return st.pool.QueryRow(ctx,
+			`select coco.recompute_rollups(array(select id from users where external_id = $1))`,
+			externalID,
+		).Scan(&n)
+	})
+	return n == 1, err
+}
+
+// RecomputeAll rebuilds every user's rollup for today and returns how many.
+func (st *Store) RecomputeAll(ctx context.Context) (int, error) {
+	var n int
+	err := st.retry(ctx, func() error {
+		return st.pool.QueryRow(ctx, `select coco.recompute_rollups(array(select id from users))`).Scan(&n)
+	})
+	return n, err
+}
+
+// RefreshStale rebuilds the rollups that are missing or not for today's
+// window and returns how many.
+func (st *Store) RefreshStale(ctx context.Context) (int, error) {
+	var n int
+	err := st.retry(ctx, func() error {
+		return st.pool.QueryRow(ctx, `select coco.refresh_stale_rollups()`).Scan(&n)
+	})
+	return n, err
+}
+
+// DeleteSessions removes every session of the user with externalID (the
+// trigger recomputes the rollup) and returns how many it removed.
+func (st *Store) DeleteSessions(ctx context.Context, externalID string) (int64, error) {
+	tag, err := st.pool.Exec(ctx,
+		`delete from sessions where user_id = (select id from users where external_id = $1)`, externalID)
+	return tag.RowsAffected(), classify(ctx, err)
+}
+
+// Ping checks that the database answers a query.
+func (st *Store) Ping(ctx context.Context) error {
+	_, err := st.pool.Exec(ctx, `select 1`)
+	return classify(ctx, err)
+}
+
+// SchemaVersion is the migration version the database is at; 0 before the
+// first migration.
+func (st *Store) SchemaVersion(ctx context.Context) (int32, error) {
+	var v int32
+	err := st.pool.QueryRow(ctx,
+		`select coalesce((select version from `+VersionTable+`), 0)
+		  where to_regclass($1) is not null`, VersionTable).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return v, classify(ctx, err)
+}
+
+// retry runs fn once more when the database aborted it for a serialization
+// failure or a deadlock, which a second attempt normally clears; then it
+// classifies the error.
+func (st *Store) retry(ctx context.Context, fn func() error) error {
+	err := fn()
+	if isRetryable(err) && ctx.Err() == nil {
+		err = fn()
+	}
+	if err != nil {
+		return classify(ctx, err)
+	}
+	return nil
+}
