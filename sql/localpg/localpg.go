@@ -1,0 +1,591 @@
+// Package localpg starts and stops throwaway PostgreSQL clusters on the
+// local machine, so that tests and development need nothing but the server
+// binaries (initdb, pg_ctl) installed.
+//
+// Start keeps a development cluster in a directory (the repository's
+// git-ignored .localpg by default, see cmd/devdb) and reuses it while it runs;
+// StartTemp makes a brand-new cluster for a test that needs a server of its
+// own, for instance to stop, restart or freeze it.
+//
+// The clusters are tuned for speed, not safety (fsync is off), listen on
+// 127.0.0.1 only, over TCP only, and trust every local connection as the
+// superuser "postgres": never keep anything of value in them.
+//
+// PostgreSQL refuses to run as root. When the caller is root, the server
+// runs as the "postgres" OS user, and a Start cluster keeps its data under
+// os.TempDir() (where that user can reach it, unlike a clone under /root),
+// with symbolic links to it in the directory given to Start.
+package localpg
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrNotRunning is returned (wrapped) when a directory holds no running
+// cluster.
+var ErrNotRunning = errors.New("no PostgreSQL server running")
+
+// Names inside the cluster directory (or, as root, the data home).
+const (
+	dataName = "data"         // the PostgreSQL data directory
+	logName  = "postgres.log" // server log (pg_ctl -l)
+	lockName = "lock"         // flock guarding Start and StopDir
+	confName = "localpg.conf" // settings, included from postgresql.conf
+	include  = "include = '" + confName + "'\n"
+)
+
+// Cluster is a local PostgreSQL cluster started by this package.
+type Cluster struct {
+	dir     string // directory given to Start, or StartTemp's temp dir
+	home    string // where data and log live: dir, or as root a dir under os.TempDir()
+	dataDir string
+	logFile string
+	port    int
+	temp    bool
+	reused  bool
+	bin     binaries
+	cred    *syscall.Credential // the postgres user when running as root, else nil
+
+	mu     sync.Mutex
+	frozen bool
+}
+
+// URL returns the connection URL of the cluster's "postgres" database as the
+// "postgres" superuser.
+func (c *Cluster) URL() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+}
+
+// Port returns the TCP port the server listens on, on 127.0.0.1.
+func (c *Cluster) Port() int { return c.port }
+
+// DataDir returns the PostgreSQL data directory.
+func (c *Cluster) DataDir() string { return c.dataDir }
+
+// LogFile returns the path of the server log.
+func (c *Cluster) LogFile() string { return c.logFile }
+
+// Reused reports whether Start found the cluster already running rather than
+// starting it.
+func (c *Cluster) Reused() bool { return c.reused }
+
+// Start starts the cluster kept in dir, creating dir and the cluster if
+// needed, and returns it once it accepts connections. If the cluster already
+// runs, Start returns it as it is. A restarted cluster gets its previous port
+// back when that port is free, otherwise a free one. A lock file in dir keeps
+// concurrent callers (other processes too) from starting it twice.
+func Start(ctx context.Context, dir string) (*Cluster, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("localpg: %w", err)
+	}
+	c, err := newCluster(dir)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := lockDir(ctx, c.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	if c.cred != nil {
+		if err := ensureHome(c.home, c.cred); err != nil {
+			return nil, err
+		}
+		// Links for people looking into dir; the code does not follow them.
+		linkTo(filepath.Join(c.dir, dataName), c.dataDir)
+		linkTo(filepath.Join(c.dir, logName), c.logFile)
+	}
+
+	if pf, err := readPIDFile(c.dataDir); err == nil && alive(pf.pid) {
+		if err := c.waitReady(ctx); err != nil {
+			return nil, err
+		}
+		c.reused = true
+		return c, nil
+	}
+	if err := c.initdb(ctx); err != nil {
+		return nil, err
+	}
+	port := c.previousPort()
+	if port == 0 || !portFree(port) {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.startOn(ctx, port); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// StartTemp creates and starts a brand-new cluster in a fresh temporary
+// directory, on a free port. Call Remove when done (t.Cleanup(func() {
+// c.Remove() }) in a test) to stop it and delete its data.
+func StartTemp(ctx context.Context) (*Cluster, error) {
+	bin, err := findBinaries()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "coco-localpg-temp-")
+	if err != nil {
+		return nil, fmt.Errorf("localpg: %w", err)
+	}
+	c := &Cluster{
+		dir: dir, home: dir, temp: true, bin: bin, cred: cred,
+		dataDir: filepath.Join(dir, dataName),
+		logFile: filepath.Join(dir, logName),
+	}
+	if err := c.create(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) create(ctx context.Context) error {
+	if c.cred != nil {
+		if err := os.Chown(c.dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			return fmt.Errorf("localpg: %w", err)
+		}
+	}
+	if err := c.initdb(ctx); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	return c.startOn(ctx, port)
+}
+
+// Running returns the cluster running in dir, as started by Start in this or
+// another process, or an error wrapping ErrNotRunning.
+func Running(dir string) (*Cluster, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("localpg: %s: %w", dir, ErrNotRunning)
+	}
+	c, err := newCluster(dir)
+	if err != nil {
+		return nil, err
+	}
+	pf, err := readPIDFile(c.dataDir)
+	if err != nil || !alive(pf.pid) {
+		return nil, fmt.Errorf("localpg: %s: %w", dir, ErrNotRunning)
+	}
+	if pf.status != "ready" || !accepting(pf.port) {
+		return nil, fmt.Errorf("localpg: server in %s (PID %d, port %d) is not accepting connections (status %q)",
+			dir, pf.pid, pf.port, pf.status)
+	}
+	c.port = pf.port
+	c.reused = true
+	return c, nil
+}
+
+// StopDir stops the cluster that Start started in dir, possibly from another
+// process. If none runs it does nothing but say so on standard error.
+func StopDir(dir string) error {
+	if _, err := os.Stat(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "localpg: no PostgreSQL server running in %s\n", dir)
+		return nil
+	}
+	c, err := newCluster(dir)
+	if err != nil {
+		return err
+	}
+	unlock, err := lockDir(context.Background(), c.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if pf, err := readPIDFile(c.dataDir); err != nil || !alive(pf.pid) {
+		fmt.Fprintf(os.Stderr, "localpg: no PostgreSQL server running in %s\n", dir)
+		return nil
+	}
+	return c.Stop()
+}
+
+// Stop shuts the server down (pg_ctl stop -m fast), disconnecting clients
+// and keeping the data. Stopping a stopped cluster does nothing.
+func (c *Cluster) Stop() error {
+	return c.stop("fast")
+}
+
+func (c *Cluster) stop(mode string) error {
+	if pf, err := readPIDFile(c.dataDir); err != nil || !alive(pf.pid) {
+		return nil
+	}
+	c.mu.Lock()
+	frozen := c.frozen
+	c.mu.Unlock()
+	if frozen {
+		if err := c.Thaw(); err != nil {
+			return err
+		}
+	}
+	return c.run(context.Background(), c.bin.pgCtl, "stop", "-D", c.dataDir, "-m", mode, "-w")
+}
+
+// Restart starts the cluster again on the same port, stopping it first if
+// it runs.
+func (c *Cluster) Restart() error {
+	if err := c.Stop(); err != nil {
+		return err
+	}
+	return c.pgCtlStart(context.Background())
+}
+
+// Remove stops the server at once (pg_ctl stop -m immediate) and deletes
+// its data: the whole directory for a StartTemp cluster; the data
+// directory, log and links for a Start one.
+func (c *Cluster) Remove() error {
+	err := c.stop("immediate")
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if c.temp {
+		errs = append(errs, os.RemoveAll(c.dir))
+		return errors.Join(errs...)
+	}
+	errs = append(errs, os.RemoveAll(c.dataDir), removeIfExists(c.logFile))
+	if c.home != c.dir {
+		errs = append(errs,
+			removeIfExists(filepath.Join(c.dir, dataName)),
+			removeIfExists(filepath.Join(c.dir, logName)),
+			os.RemoveAll(c.home))
+	}
+	return errors.Join(errs...)
+}
+
+// newCluster works out where the cluster of dir lives, without creating
+// anything.
+func newCluster(dir string) (*Cluster, error) {
+	bin, err := findBinaries()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("localpg: %w", err)
+	}
+	c := &Cluster{dir: abs, home: abs, bin: bin, cred: cred}
+	if cred != nil {
+		sum := sha256.Sum256([]byte(abs))
+		c.home = filepath.Join(os.TempDir(), "coco-localpg-"+hex.EncodeToString(sum[:8]))
+	}
+	c.dataDir = filepath.Join(c.home, dataName)
+	c.logFile = filepath.Join(c.home, logName)
+	return c, nil
+}
+
+// serverCredential returns the postgres user's IDs when running as root, and
+// nil otherwise.
+func serverCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("localpg: PostgreSQL does not run as root, and there is no "+
+			"postgres user to run it as (%v); create one or run as another user", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("localpg: postgres user has non-numeric uid %q or gid %q", u.Uid, u.Gid)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// ensureHome creates the data home under os.TempDir(), owned by the postgres
+// user, and makes sure an existing one is a real directory of that user: the
+// temp dir is shared with everyone.
+func ensureHome(home string, cred *syscall.Credential) error {
+	fi, err := os.Lstat(home)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir(home, 0o700); err != nil {
+			return fmt.Errorf("localpg: %w", err)
+		}
+		if err := os.Chown(home, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("localpg: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || st.Uid != cred.Uid {
+		return fmt.Errorf("localpg: %s exists but is not a directory of the postgres user; remove it", home)
+	}
+	return nil
+}
+
+// linkTo makes link a symbolic link to target, unless something other than
+// a symbolic link is already there. Errors are ignored: the links are a
+// convenience only.
+func linkTo(link, target string) {
+	if fi, err := os.Lstat(link); err == nil {
+		if fi.Mode()&os.ModeSymlink == 0 {
+			return
+		}
+		if cur, _ := os.Readlink(link); cur == target {
+			return
+		}
+		os.Remove(link)
+	}
+	os.Symlink(target, link)
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// lockDir takes an exclusive flock on dir/lock, waiting for it as long as
+// ctx allows.
+func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("localpg: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("localpg: lock %s: %w", f.Name(), err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("localpg: waiting for %s: %w", f.Name(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// initdb creates the cluster unless the data directory already holds one,
+// and makes its postgresql.conf include our settings file.
+func (c *Cluster) initdb(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(c.dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		if ents, err := os.ReadDir(c.dataDir); err == nil && len(ents) > 0 {
+			return fmt.Errorf("localpg: %s is not empty but holds no cluster; remove it", c.dataDir)
+		}
+		if err := c.run(ctx, c.bin.initdb, "-D", c.dataDir, "-U", "postgres",
+			"--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
+			return err
+		}
+	}
+	conf := filepath.Join(c.dataDir, "postgresql.conf")
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	if strings.Contains(string(b), include) {
+		return nil
+	}
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	_, err = f.WriteString("\n# Settings of coco/sql/localpg.\n" + include)
+	if err2 := f.Close(); err == nil {
+		err = err2
+	}
+	if err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	return nil
+}
+
+var portLine = regexp.MustCompile(`(?m)^port = (\d+)$`)
+
+// previousPort returns the port of the last start, or 0.
+func (c *Cluster) previousPort() int {
+	b, err := os.ReadFile(filepath.Join(c.dataDir, confName))
+	if err != nil {
+		return 0
+	}
+	m := portLine.FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(string(m[1]))
+	return p
+}
+
+// writeConf writes the settings file for a start on port.
+func (c *Cluster) writeConf(port int) error {
+	conf := fmt.Sprintf(`# Written by coco/sql/localpg at every start; edits are lost.
+# A throwaway cluster: fast, not crash-safe.
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+port = %d
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+`, port)
+	path := filepath.Join(c.dataDir, confName)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return fmt.Errorf("localpg: %w", err)
+	}
+	if c.cred != nil {
+		if err := os.Chown(path, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			return fmt.Errorf("localpg: %w", err)
+		}
+	}
+	return nil
+}
+
+// startOn starts the server on port. Should another process take the port
+// between our check and the server's bind, it retries on a fresh one.
+func (c *Cluster) startOn(ctx context.Context, port int) error {
+	for attempt := 1; ; attempt++ {
+		if err := c.writeConf(port); err != nil {
+			return err
+		}
+		err := c.pgCtlStart(ctx)
+		if err == nil || attempt == 3 || portFree(port) || ctx.Err() != nil {
+			return err
+		}
+		if port, err = freePort(); err != nil {
+			return err
+		}
+	}
+}
+
+// pgCtlStart runs pg_ctl start on the configured port and waits until the
+// server accepts connections. Its error carries the end of the server log.
+func (c *Cluster) pgCtlStart(ctx context.Context) error {
+	var logStart int64
+	if fi, err := os.Stat(c.logFile); err == nil {
+		logStart = fi.Size()
+	}
+	err := c.run(ctx, c.bin.pgCtl, "start", "-D", c.dataDir, "-l", c.logFile, "-w", "-t", "60")
+	if err != nil {
+		return fmt.Errorf("%w\nserver log (%s):\n%s", err, c.logFile, tail(c.logFile, logStart, 2000))
+	}
+	c.port = c.previousPort()
+	return nil
+}
+
+// waitReady waits for a server that another process started to accept
+// connections, and records its port.
+func (c *Cluster) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pf, err := readPIDFile(c.dataDir)
+		if err == nil && pf.status == "ready" && accepting(pf.port) {
+			c.port = pf.port
+			return nil
+		}
+		if err == nil && !alive(pf.pid) || errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("localpg: server in %s exited while starting; see %s", c.dataDir, c.logFile)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("localpg: server in %s runs but does not accept connections; see %s",
+				c.dataDir, c.logFile)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("localpg: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// run runs a PostgreSQL tool, as the postgres user when we are root, and
+// returns its output in the error if it fails.
+func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	env := make([]string, 0, len(os.Environ()))
+	for _, kv := range os.Environ() {
+		// PGDATA, PGPORT and friends would only get in the way.
+		if !strings.HasPrefix(kv, "PG") {
+			env = append(env, kv)
+		}
+	}
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+		cmd.Dir = c.home // our working directory may be closed to postgres
+		env = append(env, "HOME="+c.home)
+	}
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("localpg: %s %s: %w\n%s",
+			filepath.Base(name), strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// tail returns up to max bytes from the end of path, from offset on.
+func tail(path string, offset int64, max int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size()-offset > max {
+		offset = fi.Size() - max
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return "(" + err.Error() + ")"
+	}
+	b, _ := io.ReadAll(f)
+	return strings.TrimSpace(string(b))
+}
+
+// portFree reports whether 127.0.0.1:port can be listened on.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// freePort asks the OS for a free port on 127.0.0.1.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("localpg: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
