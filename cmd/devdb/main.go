@@ -1,0 +1,108 @@
+// Command devdb starts and stops the local development PostgreSQL cluster
+// that `make test` and `make run` use when no DATABASE_URL is given. It is a
+// thin wrapper around coco/sql/localpg.
+//
+// Usage:
+//
+//	devdb start [-dir .localpg]   start the cluster (or find it running); print its URL
+//	devdb stop  [-dir .localpg]   stop it; a no-op when it does not run
+//	devdb url   [-dir .localpg]   print its URL if it runs; exit 1 otherwise
+//
+// Only the URL goes to standard output, so that a script can say
+// DATABASE_URL=$(go run ./cmd/devdb start); messages go to standard error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"coco/sql/localpg"
+)
+
+const usage = `usage: devdb <command> [-dir DIR]
+
+Manages the throwaway local PostgreSQL cluster kept in DIR (default .localpg).
+
+commands:
+  start   start the cluster, or find it running, and print its URL
+  stop    stop the cluster; does nothing if it does not run
+  url     print the cluster's URL if it runs; exit 1 otherwise
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes devdb with args and returns the exit code: 0 on success, 1 on
+// failure, 2 on bad usage.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "start", "stop", "url":
+	default:
+		fmt.Fprintf(stderr, "devdb: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet("devdb "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", ".localpg", "directory of the cluster (git-ignored)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: devdb %s [-dir DIR]\n", cmd)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "devdb %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+
+	switch cmd {
+	case "start":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		c, err := localpg.Start(ctx, *dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "devdb: %v\n", err)
+			return 1
+		}
+		if c.Reused() {
+			fmt.Fprintf(stderr, "devdb: PostgreSQL already running on port %d (log %s)\n", c.Port(), c.LogFile())
+		} else {
+			fmt.Fprintf(stderr, "devdb: PostgreSQL started on port %d (data %s, log %s)\n",
+				c.Port(), c.DataDir(), c.LogFile())
+		}
+		fmt.Fprintln(stdout, c.URL())
+	case "stop":
+		if err := localpg.StopDir(*dir); err != nil {
+			fmt.Fprintf(stderr, "devdb: %v\n", err)
+			return 1
+		}
+	case "url":
+		c, err := localpg.Running(*dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "devdb: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, c.URL())
+	}
+	return 0
+}
