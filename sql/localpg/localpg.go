@@ -243,7 +243,15 @@ func (c *Cluster) stop(mode string) error {
 			return err
 		}
 	}
-	return c.run(context.Background(), c.bin.pgCtl, "stop", "-D", c.dataDir, "-m", mode, "-w")
+	err := c.run(context.Background(), c.bin.pgCtl, "stop", "-D", c.dataDir, "-m", mode, "-w")
+	if err != nil {
+		// pg_ctl fails when the postmaster dies without removing its
+		// postmaster.pid (SIGKILL): stopped all the same.
+		if pf, perr := readPIDFile(c.dataDir); perr != nil || !alive(pf.pid) {
+			return nil
+		}
+	}
+	return err
 }
 
 // Restart starts the cluster again on the same port, stopping it first if
@@ -491,6 +499,12 @@ func (c *Cluster) startOn(ctx context.Context, port int) error {
 // pgCtlStart runs pg_ctl start on the configured port and waits until the
 // server accepts connections. Its error carries the end of the server log.
 func (c *Cluster) pgCtlStart(ctx context.Context) error {
+	// A server killed with SIGKILL leaves its postmaster.pid behind.
+	// PostgreSQL replaces a stale one itself, but takes it for a live server
+	// while the dead postmaster is a zombie that init has yet to reap.
+	if pf, err := readPIDFile(c.dataDir); err == nil && !alive(pf.pid) {
+		os.Remove(filepath.Join(c.dataDir, "postmaster.pid"))
+	}
 	var logStart int64
 	if fi, err := os.Stat(c.logFile); err == nil {
 		logStart = fi.Size()

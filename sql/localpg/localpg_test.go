@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +92,21 @@ func TestTempClusterLifecycle(t *testing.T) {
 	}
 	if err := selectOne(ctx, c.URL()); err != nil {
 		t.Fatalf("connect after Restart: %v", err)
+	}
+
+	// A killed postmaster leaves postmaster.pid behind; Restart copes.
+	pid, err = c.PID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatalf("Restart after SIGKILL: %v", err)
+	}
+	if err := selectOne(ctx, c.URL()); err != nil {
+		t.Fatalf("connect after SIGKILL and Restart: %v", err)
 	}
 
 	data := c.DataDir()
