@@ -92,12 +92,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, c.URL())
 	case "stop":
-		if err := localpg.StopDir(*dir); err != nil {
+		_, err := localpg.Running(*dir)
+		wasRunning := err == nil
+		if err := localpg.StopDir(*dir); err != nil { // says so if nothing runs
 			fmt.Fprintf(stderr, "devdb: %v\n", err)
 			return 1
 		}
+		if wasRunning {
+			fmt.Fprintf(stderr, "devdb: PostgreSQL in %s stopped\n", *dir)
+		}
 	case "url":
 		c, err := localpg.Running(*dir)
+		if errors.Is(err, localpg.ErrNotRunning) {
+			fmt.Fprintf(stderr, "devdb: no PostgreSQL server running in %s\n", *dir)
+			return 1
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "devdb: %v\n", err)
 			return 1
