@@ -35,11 +35,12 @@ begin
         where s.session_id = p_session_id;
     end if;
 
+    -- is distinct from, not <>: a null argument differs from the stored value.
     v_differs := array_remove(array[
-        case when v_stored.external_id <> p_user_external_id then 'user_external_id' end,
-        case when v_stored.started_at <> p_started_at then 'started_at' end,
-        case when v_stored.duration_seconds <> p_duration_seconds then 'duration_seconds' end,
-        case when v_stored.sentiment_score <> p_sentiment_score then 'sentiment_score' end
+        case when v_stored.external_id is distinct from p_user_external_id then 'user_external_id' end,
+        case when v_stored.started_at is distinct from p_started_at then 'started_at' end,
+        case when v_stored.duration_seconds is distinct from p_duration_seconds then 'duration_seconds' end,
+        case when v_stored.sentiment_score is distinct from p_sentiment_score then 'sentiment_score' end
     ], null);
     if cardinality(v_differs) = 0 then
         return 'duplicate';
