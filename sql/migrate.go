@@ -59,13 +59,16 @@ func ExpectedVersion() (int32, error) {
 
 // MigrationsHash identifies the content of every embedded SQL file, engine
 // files included, so a change to any of them yields a new hash.
-func MigrationsHash() (string, error) {
+func MigrationsHash() (string, error) { return hashFS(Migrations) }
+
+// hashFS hashes the path and content of every file in fsys, subfolders included.
+func hashFS(fsys fs.FS) (string, error) {
 	h := sha256.New()
-	err := fs.WalkDir(Migrations, ".", func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		body, err := fs.ReadFile(Migrations, path)
+		body, err := fs.ReadFile(fsys, path)
 		if err != nil {
 			return err
 		}
