@@ -1,0 +1,140 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	cocosql "coco/sql"
+)
+
+// windowDays is the length of every dashboard array; the SQL engine is
+// built for exactly this window (SPEC: ROLLUP_WINDOW_DAYS only accepts 7).
+const windowDays = 7
+
+// dashboardBody is the dashboard contract. Structs, not maps, because the
+// frontend contract fixes the key order.
+type dashboardBody struct {
+	LastSession lastSessionBody `json:"lastSession"`
+	Streak      streakBody      `json:"streak"`
+	AvgDuration avgDurationBody `json:"avgDuration"`
+	ToneTrend   toneTrendBody   `json:"toneTrend"`
+	LastUpdated string          `json:"lastUpdated"`
+}
+
+type lastSessionBody struct {
+	Timestamp *string `json:"timestamp"`
+}
+
+type streakBody struct {
+	Days          int    `json:"days"`
+	DailyActivity []bool `json:"dailyActivity"`
+}
+
+type avgDurationBody struct {
+	Minutes        int   `json:"minutes"`
+	DailyDurations []int `json:"dailyDurations"`
+}
+
+type toneTrendBody struct {
+	Current string `json:"current"`
+	// The SQL returns numeric(4,2) as float8, whose shortest form is what
+	// encoding/json prints: 0.68, never 0.6800000001.
+	DailySentiment []*float64 `json:"dailySentiment"`
+}
+
+// handleDashboard serves the user's seven-day snapshot. The body is built
+// before answering so its hash can be the ETag: a polling dashboard that
+// sends it back gets a bodiless 304 until a number or the day changes.
+func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	userID := ps.ByName("user_id")
+	if p := validExternalID(userID); p != nil {
+		s.writeError(w, r, validationErrors{p.at("path", "user_id")})
+		return
+	}
+
+	ctx, cancel := s.dbContext(r)
+	defer cancel()
+	snapshot, err := s.store.Dashboard(ctx, userID, s.now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := dashboardJSON(snapshot)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+
+	etag := strongETag(body)
+	h := w.Header()
+	h.Set("ETag", etag)
+	// The browser may keep the snapshot but must ask every time; the 304
+	// makes asking cheap. private: it is one user's data.
+	h.Set("Cache-Control", "private, no-cache")
+	if noneMatch(r, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	writeBody(w, http.StatusOK, body)
+}
+
+// dashboardJSON shapes a snapshot into the contract. It converts and checks,
+// but computes nothing: every number is the SQL engine's.
+func dashboardJSON(s cocosql.Snapshot) ([]byte, error) {
+	if len(s.DailyActivity) != windowDays || len(s.DailyDurations) != windowDays || len(s.DailySentiment) != windowDays {
+		return nil, fmt.Errorf("snapshot arrays have %d, %d and %d days, want %d",
+			len(s.DailyActivity), len(s.DailyDurations), len(s.DailySentiment), windowDays)
+	}
+	body := dashboardBody{
+		Streak:      streakBody{Days: s.StreakDays, DailyActivity: s.DailyActivity},
+		AvgDuration: avgDurationBody{Minutes: s.AvgDurationMinutes, DailyDurations: s.DailyDurations},
+		ToneTrend:   toneTrendBody{Current: s.CurrentTone, DailySentiment: s.DailySentiment},
+		LastUpdated: formatTimestamp(s.UpdatedAt),
+	}
+	if s.LastSessionAt != nil {
+		ts := formatTimestamp(*s.LastSessionAt)
+		body.LastSession.Timestamp = &ts
+	}
+	return marshalJSON(body)
+}
+
+// formatTimestamp writes t in UTC with a Z, as the seed's Pydantic models
+// did: whole seconds when there is no fraction ("2025-10-22T14:30:00Z"),
+// otherwise exactly six digits ("2025-10-22T14:30:00.250000Z"). Six, because
+// PostgreSQL keeps microseconds: a fixed width neither invents precision nor
+// drops what the database has, and a seed client parsing it sees no change.
+func formatTimestamp(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()/1000 == 0 {
+		return t.Format("2006-01-02T15:04:05Z")
+	}
+	return t.Format("2006-01-02T15:04:05.000000Z")
+}
+
+// strongETag is a quoted hash of the body: equal bodies, equal tags, on
+// every replica, with nothing stored.
+func strongETag(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
+// noneMatch reports whether an If-None-Match header matches etag. It uses
+// the weak comparison RFC 9110 section 13.1.2 prescribes for this header, so
+// W/"x" matches "x", and "*" matches any current snapshot.
+func noneMatch(r *http.Request, etag string) bool {
+	for _, header := range r.Header.Values("If-None-Match") {
+		for _, candidate := range strings.Split(header, ",") {
+			candidate = strings.TrimSpace(candidate)
+			if candidate == "*" || strings.TrimPrefix(candidate, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,494 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	cocosql "coco/sql"
+)
+
+// The ingest body is decoded by hand, key by key, rather than with
+// json.Unmarshal into a struct, because encoding/json would silently accept
+// what the contract rejects: keys in another letter case ("Session_ID"),
+// a key given twice (the last one wins), and text after the object.
+
+// Limits of the session summary, as SPEC.md's HTTP contract states them.
+const (
+	maxBodyBytes       = 64 << 10
+	maxIDChars         = 128
+	maxDurationSeconds = 86400
+	// Sessions cannot predate the product; an earlier year is a device with
+	// a reset clock, whose data would only pollute the rollups.
+	futureTolerance = 5 * time.Minute
+)
+
+var minStartedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// fieldError is one entry of a FastAPI 422 body. Loc holds strings and, for
+// JSON syntax errors, the byte offset, as FastAPI's does.
+type fieldError struct {
+	Loc  []any  `json:"loc"`
+	Msg  string `json:"msg"`
+	Type string `json:"type"`
+}
+
+// validationErrors is a 422: every problem found in the request at once, so
+// a device fixes its payload in one round trip.
+type validationErrors []fieldError
+
+func (v validationErrors) Error() string {
+	return fmt.Sprintf("request validation failed (%d errors)", len(v))
+}
+
+func (v validationErrors) body() any {
+	return struct {
+		Detail []fieldError `json:"detail"`
+	}{v}
+}
+
+// problem is what is wrong with one value, before it is given a location.
+type problem struct {
+	typ, msg string
+}
+
+func (p *problem) at(loc ...any) fieldError { return fieldError{Loc: loc, Msg: p.msg, Type: p.typ} }
+
+// The session summary's fields in the contract's order, which is also the
+// order of their errors.
+const (
+	fieldSessionID       = "session_id"
+	fieldUserExternalID  = "user_external_id"
+	fieldStartedAt       = "started_at"
+	fieldDurationSeconds = "duration_seconds"
+	fieldSentimentScore  = "sentiment_score"
+)
+
+var summaryFields = []string{fieldSessionID, fieldUserExternalID, fieldStartedAt, fieldDurationSeconds, fieldSentimentScore}
+
+var errMissing = &problem{"missing", "Field required"}
+
+// decodeSessionSummary parses and validates an ingest body against the
+// clock reading now. On failure the error is a validationErrors naming every
+// problem, and the returned Session holds the fields that were valid (so the
+// request log can name the user even when another field is wrong).
+func decodeSessionSummary(body []byte, now time.Time) (cocosql.Session, error) {
+	var s cocosql.Session
+	values, errs := splitObject(body)
+	if values == nil {
+		return s, errs
+	}
+	for _, name := range summaryFields {
+		raw, ok := values[name]
+		if !ok || string(raw) == "null" {
+			// A null is reported as missing: none of the fields is optional.
+			errs = append(errs, errMissing.at("body", name))
+			continue
+		}
+		var p *problem
+		switch name {
+		case fieldSessionID:
+			s.SessionID, p = decodeSessionID(raw)
+		case fieldUserExternalID:
+			s.UserExternalID, p = decodeExternalID(raw)
+		case fieldStartedAt:
+			s.StartedAt, p = decodeStartedAt(raw, now)
+		case fieldDurationSeconds:
+			s.DurationSeconds, p = decodeDuration(raw)
+		case fieldSentimentScore:
+			s.SentimentScore, p = decodeSentiment(raw)
+		}
+		if p != nil {
+			errs = append(errs, p.at("body", name))
+		}
+	}
+	if len(errs) > 0 {
+		return s, errs
+	}
+	return s, nil
+}
+
+// splitObject checks that body is exactly one JSON object and returns the
+// raw values of the contract's fields. A nil map means the body as a whole
+// was unusable; the errors then say why. Key problems (duplicates, letter
+// case) come back alongside a map, so field errors are reported with them.
+func splitObject(body []byte) (map[string]json.RawMessage, validationErrors) {
+	if !utf8.Valid(body) {
+		return nil, validationErrors{{
+			Loc: []any{"body", invalidUTF8Offset(body)}, Type: "json_invalid",
+			Msg: "JSON decode error: invalid UTF-8",
+		}}
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, validationErrors{errMissing.at("body")}
+	}
+	// Validating the whole body first also rejects anything after the object.
+	var syntaxErr *json.SyntaxError
+	if err := json.Unmarshal(body, new(json.RawMessage)); errors.As(err, &syntaxErr) {
+		return nil, validationErrors{{
+			Loc: []any{"body", syntaxErr.Offset}, Type: "json_invalid",
+			Msg: "JSON decode error: " + syntaxErr.Error(),
+		}}
+	} else if err != nil {
+		return nil, validationErrors{{Loc: []any{"body"}, Type: "json_invalid", Msg: "JSON decode error"}}
+	}
+	if trimmed[0] != '{' {
+		return nil, validationErrors{{
+			Loc: []any{"body"}, Type: "model_attributes_type",
+			Msg: "Input should be a valid dictionary or object to extract fields from",
+		}}
+	}
+
+	var errs validationErrors
+	values := make(map[string]json.RawMessage, len(summaryFields))
+	seen := make(map[string]int)
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if _, err := dec.Token(); err != nil { // the opening brace, already validated
+		return nil, validationErrors{{Loc: []any{"body"}, Type: "json_invalid", Msg: "JSON decode error"}}
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, isKey := tok.(string)
+		var value json.RawMessage
+		if err == nil && isKey {
+			err = dec.Decode(&value)
+		}
+		if err != nil || !isKey {
+			return nil, validationErrors{{Loc: []any{"body"}, Type: "json_invalid", Msg: "JSON decode error"}}
+		}
+		seen[key]++
+		switch {
+		case seen[key] == 2:
+			errs = append(errs, fieldError{
+				Loc: []any{"body", key}, Type: "duplicate_key",
+				Msg: "Key given more than once; send each field once",
+			})
+		case seen[key] > 2:
+			// reported once already
+		case isSummaryField(key):
+			values[key] = bytes.TrimSpace(value)
+		default:
+			if f := caseVariantOf(key); f != "" {
+				errs = append(errs, fieldError{
+					Loc: []any{"body", key}, Type: "extra_forbidden",
+					Msg: fmt.Sprintf("Field names are case-sensitive: did you mean %q?", f),
+				})
+			}
+			// Other unknown fields are ignored, as the contract says.
+		}
+	}
+	return values, errs
+}
+
+func isSummaryField(key string) bool {
+	for _, f := range summaryFields {
+		if key == f {
+			return true
+		}
+	}
+	return false
+}
+
+// caseVariantOf names the contract field that key spells in another letter
+// case, or returns "".
+func caseVariantOf(key string) string {
+	for _, f := range summaryFields {
+		if strings.EqualFold(key, f) {
+			return f
+		}
+	}
+	return ""
+}
+
+func invalidUTF8Offset(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
+
+var (
+	errStringType = &problem{"string_type", "Input should be a valid string"}
+	errSurrogate  = &problem{"string_unicode", "Input should be a valid string: it contains an unpaired UTF-16 surrogate escape"}
+	errTooShort   = &problem{"string_too_short", "String should have at least 1 character"}
+	errTooLong    = &problem{"string_too_long", fmt.Sprintf("String should have at most %d characters", maxIDChars)}
+	errNUL        = &problem{"string_pattern_mismatch", "String should not contain NUL characters"}
+	errIDChars    = &problem{"string_pattern_mismatch", "String should not contain '/', whitespace or control characters"}
+)
+
+// decodeString unquotes a JSON string. encoding/json turns an unpaired
+// surrogate escape such as "\ud800" into U+FFFD, so two different ids could
+// become one; such strings are refused instead.
+func decodeString(raw json.RawMessage) (string, *problem) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", errStringType
+	}
+	if hasLoneSurrogate(raw) {
+		return "", errSurrogate
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", errStringType
+	}
+	return s, nil
+}
+
+// hasLoneSurrogate reports whether the JSON string literal raw has a \uXXXX
+// escape in the surrogate range that is not part of a high-low pair.
+func hasLoneSurrogate(raw []byte) bool {
+	escape := func(i int) (rune, bool) { // the \uXXXX escape at raw[i:], if any
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := escape(i)
+		if !ok {
+			i++ // skip the escaped character, e.g. the second \ of \\u
+			continue
+		}
+		switch {
+		case 0xD800 <= r && r < 0xDC00:
+			low, ok := escape(i + 6)
+			if !ok || low < 0xDC00 || low > 0xDFFF {
+				return true
+			}
+			i += 11
+		case 0xDC00 <= r && r <= 0xDFFF:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
+func decodeSessionID(raw json.RawMessage) (string, *problem) {
+	s, p := decodeString(raw)
+	if p != nil {
+		return "", p
+	}
+	if p := checkLength(s); p != nil {
+		return "", p
+	}
+	// PostgreSQL text cannot hold NUL; letting it through would be a 500.
+	if strings.ContainsRune(s, 0) {
+		return "", errNUL
+	}
+	return s, nil
+}
+
+func decodeExternalID(raw json.RawMessage) (string, *problem) {
+	s, p := decodeString(raw)
+	if p != nil {
+		return "", p
+	}
+	if p := validExternalID(s); p != nil {
+		return "", p
+	}
+	return s, nil
+}
+
+func checkLength(s string) *problem {
+	switch n := utf8.RuneCountInString(s); {
+	case n < 1:
+		return errTooShort
+	case n > maxIDChars:
+		return errTooLong
+	}
+	return nil
+}
+
+// validExternalID checks a user's external id, from an ingest body or the
+// dashboard URL. It must fit in one URL path segment and read the same in
+// logs and psql, so '/', whitespace, control characters and invisible
+// format characters (such as U+200B ZERO WIDTH SPACE) are refused. The users
+// table has the same rule as a check constraint.
+func validExternalID(s string) *problem {
+	if p := checkLength(s); p != nil {
+		return p
+	}
+	for _, r := range s {
+		if r == '/' || r == utf8.RuneError || unicode.IsSpace(r) ||
+			unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zs, unicode.Zl, unicode.Zp) {
+			return errIDChars
+		}
+	}
+	return nil
+}
+
+var (
+	errDateTimeType  = &problem{"datetime_type", "Input should be a valid datetime string"}
+	errDateTimeParse = &problem{"datetime_parsing", "Input should be an RFC 3339 date-time with an offset, e.g. 2025-10-22T14:30:00Z"}
+	errDateTimeRange = &problem{"datetime_parsing", "Input should be a valid date-time: a date or time field is out of range"}
+	errNaive         = &problem{"timezone_aware", "Input should have timezone info"}
+	errTooEarly      = &problem{"value_error", "Input should not be before 2000-01-01T00:00:00Z"}
+	errFuture        = &problem{"value_error", "Input should not be more than 5 minutes in the future"}
+)
+
+func decodeStartedAt(raw json.RawMessage, now time.Time) (time.Time, *problem) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return time.Time{}, errDateTimeType
+	}
+	s, p := decodeString(raw)
+	if p != nil {
+		return time.Time{}, errDateTimeType
+	}
+	t, p := parseRFC3339(s)
+	switch {
+	case p != nil:
+		return time.Time{}, p
+	case t.Before(minStartedAt):
+		return time.Time{}, errTooEarly
+	case t.After(now.Add(futureTolerance)):
+		return time.Time{}, errFuture
+	}
+	return t, nil
+}
+
+// parseRFC3339 accepts RFC 3339's date-time: YYYY-MM-DD, then T (or t, or a
+// space as RFC 3339 section 5.6 allows and Python's str(datetime) writes),
+// hh:mm:ss, an optional fraction of 1 to 9 digits, and Z, z or ±hh:mm with
+// hh <= 23 and mm <= 59. time.Parse alone is laxer: it reads "+05:60" as
+// +06:00 and accepts a comma before the fraction.
+func parseRFC3339(s string) (time.Time, *problem) {
+	shape := "dddd-dd-ddTdd:dd:dd"
+	if len(s) < len(shape) {
+		return time.Time{}, errDateTimeParse
+	}
+	for i := 0; i < len(shape); i++ {
+		c := s[i]
+		switch shape[i] {
+		case 'd':
+			if c < '0' || c > '9' {
+				return time.Time{}, errDateTimeParse
+			}
+		case 'T':
+			if c != 'T' && c != 't' && c != ' ' {
+				return time.Time{}, errDateTimeParse
+			}
+		default:
+			if c != shape[i] {
+				return time.Time{}, errDateTimeParse
+			}
+		}
+	}
+	rest := s[len(shape):]
+	fraction := ""
+	if strings.HasPrefix(rest, ".") {
+		n := 1
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 1 || n > 10 {
+			return time.Time{}, errDateTimeParse
+		}
+		fraction, rest = rest[:n], rest[n:]
+	}
+	var zone string
+	switch {
+	case rest == "":
+		return time.Time{}, errNaive
+	case rest == "Z" || rest == "z":
+		zone = "Z"
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
+		isDigits(rest[1:3]) && isDigits(rest[4:6]) && rest[1:3] <= "23" && rest[4:6] <= "59":
+		zone = rest
+	default:
+		return time.Time{}, errDateTimeParse
+	}
+	// The shape is right; time.Parse checks the ranges (month 13, Feb 30,
+	// hour 24, second 60 are all refused).
+	t, err := time.Parse(time.RFC3339Nano, s[:10]+"T"+s[11:len(shape)]+fraction+zone)
+	if err != nil {
+		return time.Time{}, errDateTimeRange
+	}
+	return t, nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	errIntType      = &problem{"int_type", "Input should be a valid integer"}
+	errIntFraction  = &problem{"int_from_float", "Input should be a valid integer, written without a fraction or exponent"}
+	errDurationLow  = &problem{"greater_than_equal", "Input should be greater than or equal to 0"}
+	errDurationHigh = &problem{"less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", maxDurationSeconds)}
+	errFloatType    = &problem{"float_type", "Input should be a valid number"}
+	errFinite       = &problem{"finite_number", "Input should be a finite number"}
+	errScoreLow     = &problem{"greater_than_equal", "Input should be greater than or equal to 0"}
+	errScoreHigh    = &problem{"less_than_equal", "Input should be less than or equal to 1"}
+)
+
+func isNumber(raw json.RawMessage) bool {
+	return len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9')
+}
+
+// decodeDuration accepts only JSON integers written without a fraction or
+// exponent: 720, not 720.0 or 7.2e2. A whole number of seconds is what the
+// column stores, and a device that sends 720.5 has a bug worth hearing about
+// rather than a value to round. (FastAPI's lax mode took 720.0; a device that
+// relied on that must send 720.)
+func decodeDuration(raw json.RawMessage) (int, *problem) {
+	if !isNumber(raw) {
+		return 0, errIntType
+	}
+	if bytes.ContainsAny(raw, ".eE") {
+		return 0, errIntFraction
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	switch {
+	case err != nil && raw[0] == '-', err == nil && n < 0:
+		return 0, errDurationLow
+	case err != nil, n > maxDurationSeconds:
+		return 0, errDurationHigh
+	}
+	return int(n), nil
+}
+
+// decodeSentiment accepts any JSON number from 0 to 1. JSON has no NaN or
+// Infinity literals (they are syntax errors), but 1e999 overflows float64 to
+// infinity and is refused as non-finite.
+func decodeSentiment(raw json.RawMessage) (float64, *problem) {
+	if !isNumber(raw) {
+		return 0, errFloatType
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	switch {
+	case math.IsInf(f, 0) || math.IsNaN(f):
+		return 0, errFinite
+	case err != nil:
+		return 0, errFloatType
+	case f < 0:
+		return 0, errScoreLow
+	case f > 1:
+		return 0, errScoreHigh
+	}
+	if f == 0 {
+		f = 0 // -0 is a valid JSON number; store it as 0
+	}
+	return f, nil
+}

@@ -1,0 +1,77 @@
+package httpapi
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+var errBodyRead = &httpError{http.StatusBadRequest, "Could not read the request body"}
+
+// ingestBody is the answer to a stored or duplicate session.
+type ingestBody struct {
+	Status string `json:"status"`
+}
+
+// handleIngest stores one session summary from the device. Its answers are
+// idempotent: a resend of the same summary is "duplicate", never an error.
+func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	if err := checkJSONContentType(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); !errors.As(err, &tooLarge) {
+			err = errBodyRead // the client went away or stalled mid-body
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	session, err := decodeSessionSummary(body, s.now())
+	if session.UserExternalID != "" {
+		setLogUser(r.Context(), session.UserExternalID)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+
+	ctx, cancel := s.dbContext(r)
+	defer cancel()
+	status, err := s.store.Ingest(ctx, session)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ingestBody{Status: string(status)})
+}
+
+// checkJSONContentType refuses a body declared as anything but JSON in
+// UTF-8. A request without Content-Type is read as JSON, as the FastAPI seed
+// did, so a device written against the seed that never set it keeps working.
+func checkJSONContentType(r *http.Request) error {
+	values := r.Header.Values("Content-Type")
+	if len(values) == 0 {
+		return nil
+	}
+	if len(values) > 1 {
+		return errMediaType
+	}
+	mediaType, params, err := mime.ParseMediaType(values[0])
+	if err != nil || mediaType != "application/json" {
+		return errMediaType
+	}
+	for name, value := range params {
+		// JSON is UTF-8 (RFC 8259 section 8.1); any other charset is a lie
+		// or a body we would misread.
+		if name != "charset" || !strings.EqualFold(value, "utf-8") {
+			return errMediaType
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+// Package httpapi is coco's HTTP layer: it authenticates, validates and logs
+// requests, applies CORS, and shapes what the SQL functions (through
+// coco/sql.Store) return into the JSON the device and the dashboard expect.
+// It computes no dashboard number itself.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	cocosql "coco/sql"
+)
+
+// Config is what the HTTP layer needs from the environment.
+type Config struct {
+	IngestToken     string
+	DashboardTokens map[string]string // bearer token -> external user id, or "*" for every user
+	DashboardOrigin string            // the one origin allowed by CORS, e.g. "https://dashboard.example.com"
+	Docs            bool              // serve /docs and /openapi.json (false when APP_ENV=production)
+	DBTimeout       time.Duration     // deadline for each request's database work (default 2s if zero)
+}
+
+// defaultDBTimeout keeps a request from waiting on a sick database for longer
+// than a load balancer or a polling dashboard would wait for the answer.
+const defaultDBTimeout = 2 * time.Second
+
+// Server serves coco's HTTP API. Build it with New; it is safe for
+// concurrent use.
+type Server struct {
+	store  *cocosql.Store
+	logger *slog.Logger
+	cfg    Config
+	// now is the clock every handler reads, so tests can pin the day.
+	now func() time.Time
+
+	ingestDigest    [sha256.Size]byte
+	dashboardTokens []dashboardToken
+
+	expectedVersion int32
+	versionErr      error // from reading the embedded migrations; /readyz reports it
+	draining        atomic.Bool
+
+	router *httprouter.Router
+}
+
+// New returns a Server that reads and writes through store and logs to logger.
+func New(store *cocosql.Store, logger *slog.Logger, cfg Config) *Server {
+	if cfg.DBTimeout <= 0 {
+		cfg.DBTimeout = defaultDBTimeout
+	}
+	s := &Server{
+		store:           store,
+		logger:          logger,
+		cfg:             cfg,
+		now:             time.Now,
+		ingestDigest:    sha256.Sum256([]byte(cfg.IngestToken)),
+		dashboardTokens: digestTokens(cfg.DashboardTokens),
+	}
+	s.expectedVersion, s.versionErr = cocosql.ExpectedVersion()
+	if s.versionErr != nil {
+		logger.Error("read the embedded migrations", "error", s.versionErr.Error())
+	}
+	s.router = s.routes()
+	return s
+}
+
+// routes lists every route the service answers.
+func (s *Server) routes() *httprouter.Router {
+	r := httprouter.New()
+	// A path that differs from a route, by a trailing slash or by letter
+	// case, is a 404 rather than a redirect: clients are programs, and a
+	// redirect would drop a POST body or hide a wrong URL in a config.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.HandleOPTIONS = true
+	r.GlobalOPTIONS = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
+	r.NotFound = http.HandlerFunc(s.notFound)
+	r.MethodNotAllowed = http.HandlerFunc(s.methodNotAllowed)
+	// r.PanicHandler stays nil: recoverPanics (middleware.go) handles panics
+	// for every route and middleware alike.
+
+	r.POST("/internal/ingest/session_summary", s.requireIngestToken(s.handleIngest))
+	r.GET("/api/dashboard/:user_id", s.requireDashboardToken(s.handleDashboard))
+
+	r.GET("/healthz", s.handleHealthz)
+	r.GET("/readyz", s.handleReadyz)
+	r.GET("/livez", s.handleLivez)
+
+	// Not registered at all in production, so they are 404 for every method.
+	if s.cfg.Docs {
+		r.GET("/openapi.json", s.handleOpenAPI)
+		r.GET("/docs", s.handleDocs)
+	}
+	return r
+}
+
+// Handler returns the service with its middleware, outermost first: panic
+// recovery, security headers, request id, request log, CORS. Bearer auth is
+// per route, in routes().
+func (s *Server) Handler() http.Handler {
+	return s.recoverPanics(securityHeaders(requestID(s.logRequests(s.cors(s.router)))))
+}
+
+// StartDraining makes /readyz answer 503 from now on, so the load balancer
+// stops sending new requests while the in-flight ones finish.
+func (s *Server) StartDraining() { s.draining.Store(true) }
+
+// dbContext bounds the database work of one request, so an unreachable or
+// overloaded database turns into a prompt 503 instead of a hung request.
+func (s *Server) dbContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.DBTimeout)
+}
