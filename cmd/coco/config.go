@@ -1,0 +1,400 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DBConfig is what every subcommand needs: where the database is and how
+// long to wait for it.
+type DBConfig struct {
+	DatabaseURL databaseURL      `env:"DATABASE_URL,required,notEmpty"`
+	DBTimeout   positiveDuration `env:"DB_TIMEOUT" envDefault:"2s"`
+}
+
+// ServeConfig is what `coco serve` needs on top of DBConfig. The other
+// subcommands never read these, so a migration does not need the tokens.
+type ServeConfig struct {
+	DBConfig
+	IngestToken      secret           `env:"INGEST_SERVICE_TOKEN,required,notEmpty"`
+	DashboardTokens  tokenMap         `env:"DASHBOARD_TOKEN_MAP,required,notEmpty"`
+	DashboardOrigin  origin           `env:"DASHBOARD_ORIGIN,required,notEmpty"`
+	AppEnv           appEnv           `env:"APP_ENV" envDefault:"development"`
+	RollupWindowDays windowDays       `env:"ROLLUP_WINDOW_DAYS" envDefault:"7"`
+	Port             port             `env:"PORT" envDefault:"8000"`
+	ShutdownGrace    positiveDuration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
+	LogLevel         logLevel         `env:"LOG_LEVEL" envDefault:"info"`
+}
+
+// ConfigError lists every problem found in the environment, one per
+// variable, in the order the variables are declared. No problem quotes a
+// secret's value.
+type ConfigError struct {
+	Problems []string
+}
+
+func (e *ConfigError) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// LoadDBConfig reads DBConfig from environ (NAME -> value).
+func LoadDBConfig(environ map[string]string) (DBConfig, error) {
+	var c DBConfig
+	return c, load(&c, environ)
+}
+
+// LoadServeConfig reads ServeConfig from environ (NAME -> value).
+func LoadServeConfig(environ map[string]string) (ServeConfig, error) {
+	var c ServeConfig
+	err := load(&c, environ)
+	var cfgErr *ConfigError
+	if err != nil && !errors.As(err, &cfgErr) {
+		return c, err
+	}
+	// A dashboard token equal to the ingest token would hand the device's
+	// write secret to a browser.
+	if c.IngestToken != "" {
+		if _, ok := c.DashboardTokens[string(c.IngestToken)]; ok {
+			if cfgErr == nil {
+				cfgErr = &ConfigError{}
+			}
+			cfgErr.Problems = append(cfgErr.Problems,
+				"DASHBOARD_TOKEN_MAP: a dashboard token equals INGEST_SERVICE_TOKEN; give the dashboard its own tokens")
+		}
+	}
+	if cfgErr != nil {
+		return c, cfgErr
+	}
+	return c, nil
+}
+
+// load parses environ into cfg, turning every error env reports (it collects
+// them all in one AggregateError) into one line naming the variable.
+func load(cfg any, environ map[string]string) error {
+	err := env.ParseWithOptions(cfg, env.Options{Environment: environ})
+	if err == nil {
+		return nil
+	}
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	keys, order := envKeys(reflect.TypeOf(cfg).Elem())
+	type problem struct {
+		rank int
+		text string
+	}
+	var problems []problem
+	for _, e := range agg.Errors {
+		var (
+			notSet   env.VarIsNotSetError
+			empty    env.EmptyVarError
+			parseErr env.ParseError
+		)
+		switch {
+		case errors.As(e, &notSet):
+			problems = append(problems, problem{order[notSet.Key], notSet.Key + ": required, not set"})
+		case errors.As(e, &empty):
+			problems = append(problems, problem{order[empty.Key], empty.Key + ": required, set but empty"})
+		case errors.As(e, &parseErr):
+			key := keys[parseErr.Name]
+			problems = append(problems, problem{order[key], key + ": " + parseErr.Err.Error()})
+		default:
+			// A mistake in the struct tags above, not in the environment.
+			return err
+		}
+	}
+	slices.SortStableFunc(problems, func(a, b problem) int { return a.rank - b.rank })
+	cfgErr := &ConfigError{}
+	for _, p := range problems {
+		cfgErr.Problems = append(cfgErr.Problems, p.text)
+	}
+	return cfgErr
+}
+
+// envKeys maps each field name of t (and of the structs it embeds) to its
+// variable, and each variable to its position, because env's ParseError
+// names the Go field, not the variable.
+func envKeys(t reflect.Type) (keys map[string]string, order map[string]int) {
+	keys, order = map[string]string{}, map[string]int{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for f := range t.Fields() {
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(f.Type)
+				continue
+			}
+			key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+			keys[f.Name] = key
+			order[key] = len(order)
+		}
+	}
+	walk(t)
+	return keys, order
+}
+
+// databaseURL is a PostgreSQL URL in the form pgx reads. Its messages never
+// quote it: it may hold a password.
+type databaseURL string
+
+var dbSchemes = []string{"postgres", "postgresql", "postgresql+psycopg"}
+
+func (d *databaseURL) UnmarshalText(text []byte) error {
+	s := string(text)
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || !slices.Contains(dbSchemes, strings.ToLower(scheme)) {
+		return errors.New("must be a URL starting with postgres://, postgresql:// or postgresql+psycopg://")
+	}
+	// The seed's SQLAlchemy form names a Python driver; the address is the same.
+	s = "postgres://" + rest
+	if _, err := pgxpool.ParseConfig(s); err != nil {
+		return errors.New("is not a valid PostgreSQL URL (check the host, port, database and query parameters)")
+	}
+	*d = databaseURL(s)
+	return nil
+}
+
+// String is the URL without user, password or query (which may also hold
+// a password), for logs.
+func (d databaseURL) String() string {
+	u, err := url.Parse(string(d))
+	if err != nil {
+		return "postgres://?"
+	}
+	return "postgres://" + u.Host + u.Path
+}
+
+// secret is a bearer token: it must be sendable in an Authorization header
+// and is never printed.
+type secret string
+
+func (s *secret) UnmarshalText(text []byte) error {
+	if err := checkToken(string(text)); err != nil {
+		return err
+	}
+	*s = secret(text)
+	return nil
+}
+
+func (secret) String() string { return "[redacted]" }
+
+func checkToken(tok string) error {
+	if tok == "" {
+		return errors.New("is empty")
+	}
+	if strings.IndexFunc(tok, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsPrint(r) || r == ' ' }) >= 0 {
+		return errors.New("must be printable ASCII without spaces, to fit an Authorization header")
+	}
+	return nil
+}
+
+// tokenMap maps a dashboard bearer token to the external user id it may
+// read, or "*" for every user.
+type tokenMap map[string]string
+
+// UnmarshalText reads either `tok:user,tok2:user2` (split on the first ':')
+// or a JSON object {"tok":"user"}. Entries are named by position, never by
+// token.
+func (m *tokenMap) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	var pairs [][2]string
+	if strings.HasPrefix(s, "{") {
+		var err error
+		if pairs, err = jsonPairs(s); err != nil {
+			return err
+		}
+	} else {
+		for i, item := range strings.Split(s, ",") {
+			tok, user, ok := strings.Cut(item, ":")
+			if !ok {
+				return fmt.Errorf("entry %d is not token:user (or use a JSON object)", i+1)
+			}
+			pairs = append(pairs, [2]string{strings.TrimSpace(tok), strings.TrimSpace(user)})
+		}
+	}
+	var problems []string
+	out := tokenMap{}
+	firstAt := map[string]int{}
+	for i, p := range pairs {
+		tok, user := p[0], p[1]
+		if err := checkToken(tok); err != nil {
+			problems = append(problems, fmt.Sprintf("entry %d: token %v", i+1, err))
+		} else if j, dup := firstAt[tok]; dup {
+			problems = append(problems, fmt.Sprintf("entry %d repeats the token of entry %d", i+1, j+1))
+		} else {
+			firstAt[tok] = i
+		}
+		if err := checkUser(user); err != nil {
+			problems = append(problems, fmt.Sprintf("entry %d: user %v", i+1, err))
+		}
+		out[tok] = user
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	*m = out
+	return nil
+}
+
+// jsonPairs reads a flat JSON object of strings in order, keeping repeated
+// keys so they can be reported (encoding/json would keep the last silently).
+// Syntax errors give only an offset: the text around it may be a token.
+func jsonPairs(s string) ([][2]string, error) {
+	bad := func(dec *json.Decoder) error {
+		return fmt.Errorf("is not a JSON object of strings {\"token\":\"user\"} (problem near byte %d)", dec.InputOffset())
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, bad(dec)
+	}
+	var pairs [][2]string
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, bad(dec)
+		}
+		v, err := dec.Token()
+		vs, ok := v.(string)
+		if err != nil || !ok {
+			return nil, bad(dec)
+		}
+		pairs = append(pairs, [2]string{k.(string), vs})
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, bad(dec)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad(dec)
+	}
+	return pairs, nil
+}
+
+// checkUser applies the rules of users.external_id (1..128 characters, no
+// '/', whitespace or control characters), or accepts "*".
+func checkUser(user string) error {
+	switch {
+	case user == "":
+		return errors.New("is empty")
+	case user == "*":
+		return nil
+	case len([]rune(user)) > 128:
+		return errors.New("is longer than 128 characters")
+	case strings.IndexFunc(user, func(r rune) bool { return r == '/' || unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		// Not quoted: a map written user:token by mistake would print a token.
+		return errors.New("contains '/', whitespace or a control character")
+	}
+	return nil
+}
+
+// origin is the one browser origin allowed by CORS, exactly as a browser
+// sends it in the Origin header.
+type origin string
+
+func (o *origin) UnmarshalText(text []byte) error {
+	s := string(text)
+	bad := func(why string) error {
+		return fmt.Errorf("must be a bare origin like https://dashboard.example.com (%s), got %q", why, s)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return bad("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return bad("scheme http or https")
+	case u.Opaque != "" || u.Host == "":
+		return bad("no host")
+	case u.User != nil:
+		return bad("no user or password")
+	case u.Path != "" || u.RawPath != "":
+		return bad("no path, not even a trailing slash")
+	case u.RawQuery != "" || u.ForceQuery || strings.Contains(s, "#"):
+		return bad("no query or fragment")
+	case !strings.HasPrefix(s, "http"):
+		return bad("lowercase scheme")
+	case u.Host != strings.ToLower(u.Host):
+		return bad("lowercase host, as browsers send it")
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		switch {
+		case err != nil || n < 1 || n > 65535:
+			return bad("port 1..65535")
+		case (u.Scheme == "http" && n == 80) || (u.Scheme == "https" && n == 443):
+			return bad("browsers omit the default port")
+		}
+	}
+	*o = origin(s)
+	return nil
+}
+
+type appEnv string
+
+var appEnvs = []string{"development", "test", "production"}
+
+func (a *appEnv) UnmarshalText(text []byte) error {
+	if !slices.Contains(appEnvs, string(text)) {
+		return fmt.Errorf("must be development, test or production, got %q", text)
+	}
+	*a = appEnv(text)
+	return nil
+}
+
+// windowDays is fixed: the SQL computes seven-day rollups and the dashboard
+// contract has seven-element arrays. The variable exists so a deployment
+// that expects another window fails loudly instead of serving seven days.
+type windowDays int
+
+func (w *windowDays) UnmarshalText(text []byte) error {
+	if string(text) != "7" {
+		return fmt.Errorf("must be 7, the only window this version computes, got %q", text)
+	}
+	*w = 7
+	return nil
+}
+
+type port int
+
+func (p *port) UnmarshalText(text []byte) error {
+	n, err := strconv.Atoi(string(text))
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("must be a port number from 1 to 65535, got %q", text)
+	}
+	*p = port(n)
+	return nil
+}
+
+// positiveDuration is a time.Duration above zero, written like 2s or 500ms.
+type positiveDuration time.Duration
+
+func (d *positiveDuration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil || v <= 0 {
+		return fmt.Errorf("must be a positive duration such as 2s or 500ms, got %q", text)
+	}
+	*d = positiveDuration(v)
+	return nil
+}
+
+type logLevel slog.Level
+
+func (l *logLevel) UnmarshalText(text []byte) error {
+	var v slog.Level
+	if err := v.UnmarshalText(text); err != nil {
+		return fmt.Errorf("must be debug, info, warn or error, got %q", text)
+	}
+	*l = logLevel(v)
+	return nil
+}

@@ -1,0 +1,228 @@
+// Command coco is the coco service and its operator tools: `serve` runs the
+// HTTP API, `migrate` brings the schema up to date, `seed-demo` fills a
+// demo week, and `recompute` rebuilds rollups.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	cocosql "coco/sql"
+)
+
+// Exit statuses: 2 is what the flag package and most Unix tools use for
+// "you called me wrong", which includes a bad environment.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, stop, os.Args[1:], env.ToMap(os.Environ()), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli is where a subcommand reads its environment and writes its output.
+type cli struct {
+	environ map[string]string
+	stdout  io.Writer
+	stderr  io.Writer
+	// stopSignals restores the default signal handling, so that a second
+	// Ctrl-C or SIGTERM during a graceful shutdown ends the process at once.
+	stopSignals func()
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, c cli, args []string) int
+}
+
+var commands = []command{
+	{"serve", "serve the HTTP API on :$PORT (the default command)", runServe},
+	{"migrate", "apply the embedded schema migrations and print the version reached", runMigrate},
+	{"seed-demo", "fill the last seven days (UTC) of one user with demo sessions", runSeedDemo},
+	{"recompute", "rebuild dashboard rollups from the stored sessions", runRecompute},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: coco [command] [flags]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+With no command, coco serves. Run "coco <command> -h" for a command's flags
+and the environment variables it reads.
+
+Exit status: 0 on success, 1 when the work failed (for example, the database
+is unreachable), 2 for bad flags, an unknown command or a bad environment.
+`)
+}
+
+func run(ctx context.Context, stopSignals func(), args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	c := cli{environ: environ, stdout: stdout, stderr: stderr, stopSignals: stopSignals}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && isHelp(args[0]) {
+			usage(stderr)
+			return exitOK
+		}
+		return runServe(ctx, c, args)
+	}
+	if args[0] == "help" {
+		usage(stderr)
+		return exitOK
+	}
+	for _, cmd := range commands {
+		if cmd.name == args[0] {
+			return cmd.run(ctx, c, args[1:])
+		}
+	}
+	fmt.Fprintf(stderr, "coco: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
+}
+
+// flagSet returns a FlagSet whose -h prints synopsis, the flags and then
+// more (the variables the command reads).
+func (c cli) flagSet(name, synopsis, more string) *flag.FlagSet {
+	fs := flag.NewFlagSet("coco "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "usage: coco %s %s\n", name, synopsis)
+		fmt.Fprintln(c.stderr, "\nFlags:")
+		fs.PrintDefaults()
+		fmt.Fprint(c.stderr, more)
+	}
+	return fs
+}
+
+// parse parses args into fs and returns the exit status to stop with, or -1
+// to go on: 0 after -h, 2 after a bad flag or a stray argument.
+func (c cli) parse(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage // flag has printed the error and the usage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	return -1
+}
+
+// fail prints "coco <cmd>: err" and returns the status for it: 2 for a bad
+// environment, 1 otherwise.
+func (c cli) fail(cmd string, err error) int {
+	fmt.Fprintf(c.stderr, "coco %s: %v\n", cmd, err)
+	var cfgErr *ConfigError
+	if errors.As(err, &cfgErr) {
+		return exitUsage
+	}
+	return exitFail
+}
+
+const dbVarsHelp = `
+Environment:
+  DATABASE_URL          postgres://, postgresql:// or postgresql+psycopg:// URL (required)
+  DB_TIMEOUT            connect timeout; under serve also each request's database deadline (default 2s)
+`
+
+// openPool returns a pool on cfg.DatabaseURL. It does not connect: the
+// first query does, so `serve` starts while the database is still down.
+func openPool(ctx context.Context, cfg DBConfig) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(string(cfg.DatabaseURL))
+	if err != nil {
+		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL URL")
+	}
+	// Without a timeout a dial to a dead host waits for the kernel (minutes);
+	// a connect_timeout in the URL wins.
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = time.Duration(cfg.DBTimeout)
+	}
+	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = "coco"
+	}
+	return pgxpool.NewWithConfig(ctx, pc)
+}
+
+// migrateSchema brings the schema to this binary's version and returns the
+// versions before and after. It refuses a database newer than the binary:
+// an old release must not undo a newer one's migrations.
+func migrateSchema(ctx context.Context, pool *pgxpool.Pool) (from, to int32, err error) {
+	store := cocosql.NewStore(pool)
+	want, err := cocosql.ExpectedVersion()
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the embedded migrations: %w", err)
+	}
+	if from, err = schemaVersion(ctx, pool); err != nil {
+		return 0, 0, fmt.Errorf("read the schema version: %w", err)
+	}
+	if from > want {
+		return from, from, fmt.Errorf("the database schema is at version %d, newer than this binary's %d: deploy the newer binary", from, want)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return from, from, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Release()
+	if err := cocosql.Migrate(ctx, conn.Conn()); err != nil {
+		return from, from, err
+	}
+	to, err = store.SchemaVersion(ctx)
+	return from, to, err
+}
+
+// schemaVersion is Store.SchemaVersion, except that a database without the
+// version table (never migrated) is at version 0 rather than an error.
+func schemaVersion(ctx context.Context, pool *pgxpool.Pool) (int32, error) {
+	var exists bool
+	if err := pool.QueryRow(ctx, `select to_regclass($1) is not null`, cocosql.VersionTable).Scan(&exists); err != nil {
+		return 0, err
+	}
+	if !exists {
+		return 0, nil
+	}
+	return cocosql.NewStore(pool).SchemaVersion(ctx)
+}
+
+// requireSchema fails unless the database is at this binary's version, so a
+// command on an unmigrated database says so instead of "function does not
+// exist".
+func requireSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	want, err := cocosql.ExpectedVersion()
+	if err != nil {
+		return fmt.Errorf("read the embedded migrations: %w", err)
+	}
+	got, err := schemaVersion(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	if got != want {
+		return fmt.Errorf("the database schema is at version %d, this binary expects %d: run `coco migrate`", got, want)
+	}
+	return nil
+}

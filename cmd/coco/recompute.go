@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	cocosql "coco/sql"
+)
+
+func runRecompute(ctx context.Context, c cli, args []string) int {
+	fs := c.flagSet("recompute", "-user ID | -all | -stale", dbVarsHelp+`
+Rebuilds rollups for today's window (UTC) from the stored sessions, with the
+same SQL the ingest trigger runs. Give exactly one of the flags.
+`)
+	user := fs.String("user", "", "rebuild the rollup of the user with this external `id`")
+	all := fs.Bool("all", false, "rebuild every user's rollup")
+	stale := fs.Bool("stale", false, "rebuild only the rollups that are missing or for an older window")
+	if code := c.parse(fs, args); code >= 0 {
+		return code
+	}
+	chosen := 0
+	for _, set := range []bool{*user != "", *all, *stale} {
+		if set {
+			chosen++
+		}
+	}
+	if chosen != 1 {
+		fmt.Fprintln(c.stderr, "coco recompute: give exactly one of -user, -all and -stale")
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, err := LoadDBConfig(c.environ)
+	if err != nil {
+		return c.fail("recompute", err)
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return c.fail("recompute", err)
+	}
+	defer pool.Close()
+	store := cocosql.NewStore(pool)
+	if err := requireSchema(ctx, pool); err != nil {
+		return c.fail("recompute", err)
+	}
+
+	switch {
+	case *user != "":
+		found, err := store.RecomputeUser(ctx, *user)
+		if err != nil {
+			return c.fail("recompute", err)
+		}
+		if !found {
+			return c.fail("recompute", fmt.Errorf("no user with external id %q", *user))
+		}
+		fmt.Fprintf(c.stdout, "recomputed the rollup of %s\n", *user)
+	case *all:
+		n, err := store.RecomputeAll(ctx)
+		if err != nil {
+			return c.fail("recompute", err)
+		}
+		fmt.Fprintf(c.stdout, "recomputed %d rollups\n", n)
+	case *stale:
+		n, err := store.RefreshStale(ctx)
+		if err != nil {
+			return c.fail("recompute", err)
+		}
+		fmt.Fprintf(c.stdout, "recomputed %d stale rollups\n", n)
+	}
+	return exitOK
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"coco/httpapi"
+	cocosql "coco/sql"
+)
+
+const serveVarsHelp = `  INGEST_SERVICE_TOKEN  bearer token of the device's ingest calls (required)
+  DASHBOARD_TOKEN_MAP   dashboard bearer tokens: tok:user,tok2:user2 or {"tok":"user"}; user * = every user (required)
+  DASHBOARD_ORIGIN      the one browser origin CORS allows, e.g. https://dashboard.example.com (required)
+  APP_ENV               development, test or production; production hides /docs (default development)
+  ROLLUP_WINDOW_DAYS    must be 7 (default 7)
+  PORT                  TCP port to listen on (default 8000)
+  SHUTDOWN_GRACE        how long in-flight requests may run after SIGTERM (default 10s)
+  LOG_LEVEL             debug, info, warn or error (default info)
+`
+
+func runServe(ctx context.Context, c cli, args []string) int {
+	fs := c.flagSet("serve", "[-addr host:port] [-migrate]", dbVarsHelp+serveVarsHelp+`
+Serves until SIGINT or SIGTERM, then stops accepting connections, lets the
+in-flight requests finish within SHUTDOWN_GRACE and exits 0. The database may
+be down at start: /livez answers 200 and /readyz 503 until it is reachable and
+migrated.
+`)
+	addr := fs.String("addr", "", "listen on this `address` instead of :$PORT (\"127.0.0.1:0\" picks a free port; the log line \"listening\" names it)")
+	migrate := fs.Bool("migrate", false, "apply the migrations before serving, and exit 1 if that fails (off by default: on Fly.io the release command migrates)")
+	if code := c.parse(fs, args); code >= 0 {
+		return code
+	}
+	cfg, err := LoadServeConfig(c.environ)
+	if err != nil {
+		return c.fail("serve", err)
+	}
+	if *addr == "" {
+		*addr = ":" + strconv.Itoa(int(cfg.Port))
+	}
+	logger := slog.New(slog.NewJSONHandler(c.stdout, &slog.HandlerOptions{Level: slog.Level(cfg.LogLevel)}))
+
+	srv := &server{cfg: cfg, addr: *addr, migrate: *migrate, logger: logger}
+	if err := srv.Run(ctx); err != nil {
+		logger.Error("start failed", "error", err.Error())
+		return exitFail
+	}
+	code := exitOK
+	select {
+	case <-ctx.Done():
+		c.stopSignals()
+		logger.Info("shutting down", "grace", time.Duration(cfg.ShutdownGrace).String())
+	case err := <-srv.failed:
+		logger.Error("serve failed", "error", err.Error())
+		code = exitFail
+	}
+	if err := srv.Close(); err != nil {
+		logger.Error("stopped uncleanly", "error", err.Error())
+		return exitFail
+	}
+	logger.Info("stopped")
+	return code
+}
+
+// server is `coco serve`: Run starts it and returns once it listens, Close
+// stops it gracefully. Tests start the real binary with -addr 127.0.0.1:0.
+type server struct {
+	cfg     ServeConfig
+	addr    string
+	migrate bool
+	logger  *slog.Logger
+
+	pool   *pgxpool.Pool
+	api    *httpapi.Server
+	http   *http.Server
+	failed chan error // receives the error if serving stops on its own
+}
+
+// Run opens the pool (without connecting), migrates if asked, listens and
+// serves in the background.
+func (s *server) Run(ctx context.Context) error {
+	pool, err := openPool(ctx, s.cfg.DBConfig)
+	if err != nil {
+		return err
+	}
+	s.pool = pool
+	if s.migrate {
+		from, to, err := migrateSchema(ctx, pool)
+		if err != nil {
+			pool.Close()
+			return fmt.Errorf("migrate: %w", err)
+		}
+		s.logger.Info("migrated", "from_version", from, "to_version", to)
+	}
+
+	dbTimeout := time.Duration(s.cfg.DBTimeout)
+	s.api = httpapi.New(cocosql.NewStore(pool), s.logger, httpapi.Config{
+		IngestToken:     string(s.cfg.IngestToken),
+		DashboardTokens: s.cfg.DashboardTokens,
+		DashboardOrigin: string(s.cfg.DashboardOrigin),
+		Docs:            s.cfg.AppEnv != "production",
+		DBTimeout:       dbTimeout,
+	})
+	s.http = &http.Server{
+		Handler: s.api.Handler(),
+		// Slow or idle clients must not hold connections: bodies are at most
+		// 64 KiB and each request's database work ends within DB_TIMEOUT.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      dbTimeout + 15*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		pool.Close()
+		return err
+	}
+	s.failed = make(chan error, 1)
+	go func() {
+		if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- err
+		}
+	}()
+	s.logger.Info("listening",
+		"addr", ln.Addr().String(),
+		"pid", os.Getpid(),
+		"app_env", string(s.cfg.AppEnv),
+		"database", s.cfg.DatabaseURL.String(),
+		"dashboard_tokens", len(s.cfg.DashboardTokens),
+		"dashboard_origin", string(s.cfg.DashboardOrigin),
+	)
+	return nil
+}
+
+// Close turns /readyz to 503, stops accepting connections, waits up to
+// SHUTDOWN_GRACE for in-flight requests, then closes the pool. It reports
+// an error if requests had to be cut off.
+func (s *server) Close() error {
+	s.api.StartDraining()
+	grace := time.Duration(s.cfg.ShutdownGrace)
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		s.http.Close()
+		err = fmt.Errorf("requests still running after %s were cut off: %w", grace, err)
+	}
+	s.pool.Close()
+	return err
+}
