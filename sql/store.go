@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -130,10 +130,9 @@ func (st *Store) Ping(ctx context.Context) error {
 // first migration.
 func (st *Store) SchemaVersion(ctx context.Context) (int32, error) {
 	var v int32
-	err := st.pool.QueryRow(ctx,
-		`select coalesce((select version from `+VersionTable+`), 0)
-		  where to_regclass($1) is not null`, VersionTable).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err := st.pool.QueryRow(ctx, `select version from `+VersionTable).Scan(&v)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: never migrated
 		return 0, nil
 	}
 	return v, classify(ctx, err)

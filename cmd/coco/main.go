@@ -178,7 +178,7 @@ func migrateSchema(ctx context.Context, pool *pgxpool.Pool) (from, to int32, err
 	if err != nil {
 		return 0, 0, fmt.Errorf("read the embedded migrations: %w", err)
 	}
-	if from, err = schemaVersion(ctx, pool); err != nil {
+	if from, err = store.SchemaVersion(ctx); err != nil {
 		return 0, 0, fmt.Errorf("read the schema version: %w", err)
 	}
 	if from > want {
@@ -196,19 +196,6 @@ func migrateSchema(ctx context.Context, pool *pgxpool.Pool) (from, to int32, err
 	return from, to, err
 }
 
-// schemaVersion is Store.SchemaVersion, except that a database without the
-// version table (never migrated) is at version 0 rather than an error.
-func schemaVersion(ctx context.Context, pool *pgxpool.Pool) (int32, error) {
-	var exists bool
-	if err := pool.QueryRow(ctx, `select to_regclass($1) is not null`, cocosql.VersionTable).Scan(&exists); err != nil {
-		return 0, err
-	}
-	if !exists {
-		return 0, nil
-	}
-	return cocosql.NewStore(pool).SchemaVersion(ctx)
-}
-
 // requireSchema fails unless the database is at this binary's version, so a
 // command on an unmigrated database says so instead of "function does not
 // exist".
@@ -217,7 +204,7 @@ func requireSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return fmt.Errorf("read the embedded migrations: %w", err)
 	}
-	got, err := schemaVersion(ctx, pool)
+	got, err := cocosql.NewStore(pool).SchemaVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("read the schema version: %w", err)
 	}
