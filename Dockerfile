@@ -3,7 +3,7 @@
 #
 #   docker build -t coco .
 #   docker run --rm -p 8000:8000 --env-file .env coco            # serve
-#   docker run --rm --env-file .env coco migrate                 # any subcommand
+#   docker run --rm --env-file .env coco coco migrate            # any subcommand
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -18,7 +18,6 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/coco /usr/local/bin/coco
 USER nonroot:nonroot
 EXPOSE 8000
-# Arguments go to coco: `docker run IMAGE migrate`. Fly.io's release_command
-# replaces CMD only, so fly.toml says "migrate", not "coco migrate".
-ENTRYPOINT ["coco"]
-CMD ["serve"]
+# No ENTRYPOINT: a command given to the image (Fly's release_command, `fly ssh
+# console -C`, `docker run IMAGE coco migrate`) is the whole command line.
+CMD ["coco", "serve"]
