@@ -41,6 +41,47 @@ lint: ## go vet, and check that gofmt leaves every file unchanged
 	@files="$$(gofmt -l .)"; \
 	if [ -n "$$files" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$files"; exit 1; fi
 
+# Development defaults for `make run`; each is overridden by the variable of
+# the same name in the environment.
+DEV_INGEST_TOKEN := dev-ingest-token
+DEV_DASHBOARD_TOKEN := dev-dashboard-token
+
+.PHONY: run
+run: ## serve on :8000 with demo data (database: DATABASE_URL, else the dev PostgreSQL)
+	@url="$(DB_URL)"; \
+	ingest_tok='$(DEV_INGEST_TOKEN)'; dash_tok='$(DEV_DASHBOARD_TOKEN)'; \
+	if [ -n "$${INGEST_SERVICE_TOKEN:-}" ]; then ingest_tok='<your INGEST_SERVICE_TOKEN>'; fi; \
+	if [ -n "$${DASHBOARD_TOKEN_MAP:-}" ]; then dash_tok='<a token from DASHBOARD_TOKEN_MAP>'; fi; \
+	export DATABASE_URL="$$url" \
+		INGEST_SERVICE_TOKEN="$${INGEST_SERVICE_TOKEN:-$(DEV_INGEST_TOKEN)}" \
+		DASHBOARD_TOKEN_MAP="$${DASHBOARD_TOKEN_MAP:-$(DEV_DASHBOARD_TOKEN):demo-user}" \
+		DASHBOARD_ORIGIN="$${DASHBOARD_ORIGIN:-http://localhost:3000}" \
+		PORT="$${PORT:-8000}"; \
+	$(GO) build -o bin/coco ./cmd/coco; \
+	bin/coco migrate; \
+	bin/coco seed-demo -user demo-user; \
+	echo; \
+	echo "Dashboard:"; \
+	echo "  curl -s http://localhost:$$PORT/api/dashboard/demo-user -H 'Authorization: Bearer $$dash_tok'"; \
+	echo "Ingest:"; \
+	echo "  curl -s -X POST http://localhost:$$PORT/internal/ingest/session_summary -H 'Authorization: Bearer $$ingest_tok' -H 'Content-Type: application/json' -d '{\"session_id\":\"curl-$$(date +%s)\",\"user_external_id\":\"demo-user\",\"started_at\":\"$$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"duration_seconds\":900,\"sentiment_score\":0.66}'"; \
+	echo; \
+	exec bin/coco serve
+
+.PHONY: bench
+bench: ## benchmark coco against direct SQL (BENCH_FLAGS="-h" lists the flags)
+	$(GO) run ./cmd/bench $(BENCH_FLAGS)
+
+.PHONY: bench-quick
+bench-quick: ## a shorter benchmark run (under two minutes)
+	$(GO) run ./cmd/bench -duration 1s -warmup 300ms -big 200000 $(BENCH_FLAGS)
+
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: ## fuzz the ingest decoder for FUZZTIME (default 30s)
+	$(GO) test ./httpapi -run '^$$' -fuzz FuzzDecodeSessionSummary -fuzztime $(FUZZTIME)
+
 .PHONY: build
 build: ## build the server into bin/coco
 	$(GO) build -o bin/coco ./cmd/coco

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	cocosql "coco/sql"
+)
+
+// Report is everything one `make bench` measured.
+type Report struct {
+	Started    time.Time      `json:"started"`
+	Machine    Machine        `json:"machine"`
+	Settings   map[string]any `json:"settings"`
+	Results    []Result       `json:"results"`
+	PeakRSSMiB float64        `json:"coco_peak_rss_mib"`
+	Growth     []Result       `json:"growth,omitempty"`
+}
+
+// Result is one scenario at one concurrency: medians over the repeats, the
+// runs themselves, and its ratio to the scenario it is compared with.
+type Result struct {
+	Scenario string  `json:"scenario"`
+	Clients  int     `json:"clients"`
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Errors   int     `json:"errors"`
+	// Versus names the baseline and Ratio is this result over it: requests
+	// per second for throughput scenarios, p50 latency for growth.
+	Versus string  `json:"versus,omitempty"`
+	Ratio  float64 `json:"ratio,omitempty"`
+	Runs   []Stats `json:"runs"`
+}
+
+type bench struct {
+	o options
+}
+
+// measure warms up, then runs the load o.repeats times.
+func (b bench) measure(ctx context.Context, scenario string, clients int, do request) Result {
+	progress("%s, %d clients", scenario, clients)
+	closedLoop(ctx, clients, b.o.warmup, do)
+	r := Result{Scenario: scenario, Clients: clients}
+	for range b.o.repeats {
+		s := closedLoop(ctx, clients, b.o.duration, do)
+		r.Runs = append(r.Runs, s)
+		r.Errors += s.Errors
+	}
+	r.RPS = median(r.Runs, func(s Stats) float64 { return s.RPS })
+	r.P50ms = median(r.Runs, func(s Stats) float64 { return s.P50ms })
+	r.P99ms = median(r.Runs, func(s Stats) float64 { return s.P99ms })
+	return r
+}
+
+func versus(r *Result, base Result, ratio float64) {
+	r.Versus = base.Scenario
+	r.Ratio = ratio
+}
+
+func benchmark(ctx context.Context, o options) (*Report, error) {
+	rep := &Report{Started: time.Now().UTC(), Settings: map[string]any{
+		"duration": o.duration.String(), "warmup": o.warmup.String(), "repeats": o.repeats,
+		"pool_max_conns": o.poolSize, "big": o.big,
+	}}
+	server, err := serverURL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "coco-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	progress("building coco")
+	bin, err := buildCoco(ctx, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("build coco: %w", err)
+	}
+
+	dbURL, err := freshDatabase(ctx, server, "coco_bench", o.poolSize)
+	if err != nil {
+		return nil, fmt.Errorf("create benchmark database: %w", err)
+	}
+	pool, err := openPool(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	var pgVersion string
+	if err := pool.QueryRow(ctx, "show server_version").Scan(&pgVersion); err != nil {
+		return nil, err
+	}
+	rep.Machine = thisMachine(pgVersion)
+
+	proc, err := startCoco(ctx, bin, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer proc.stop()
+	t := target{base: proc.base, client: httpClient(), store: cocosql.NewStore(pool)}
+
+	readers := names("reader", 200)
+	progress("seeding a week of sessions for %d users", len(readers))
+	if err := seedWeek(ctx, t.store, readers); err != nil {
+		return nil, fmt.Errorf("seed readers: %w", err)
+	}
+	etags, err := t.etagsOf(ctx, readers)
+	if err != nil {
+		return nil, err
+	}
+
+	b := bench{o: o}
+	for _, c := range o.clients {
+		ingestHTTP := b.measure(ctx, "ingest http", c, t.ingestHTTP("writer", 1000))
+		ingestSQL := b.measure(ctx, "ingest sql", c, t.ingestSQL("writer", 1000))
+		readHTTP := b.measure(ctx, "dashboard http", c, t.dashboardHTTP(readers, nil))
+		readSQL := b.measure(ctx, "dashboard sql", c, t.dashboardSQL(readers))
+		read304 := b.measure(ctx, "dashboard 304", c, t.dashboardHTTP(readers, etags))
+		versus(&ingestHTTP, ingestSQL, ingestHTTP.RPS/ingestSQL.RPS)
+		versus(&readHTTP, readSQL, readHTTP.RPS/readSQL.RPS)
+		versus(&read304, readHTTP, read304.RPS/readHTTP.RPS)
+		rep.Results = append(rep.Results, ingestHTTP, ingestSQL, readHTTP, readSQL, read304)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	if rep.PeakRSSMiB, err = proc.peakRSS(); err != nil {
+		return nil, err
+	}
+	proc.stop()
+
+	if o.growth {
+		if rep.Growth, err = b.growth(ctx, server, bin); err != nil {
+			return nil, fmt.Errorf("growth: %w", err)
+		}
+	}
+	return rep, nil
+}
+
+func httpClient() *http.Client {
+	return &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute},
+	}
+}
+
+func (r *Report) print(w io.Writer) {
+	fmt.Fprintf(w, "coco benchmark, %s: %d cores, %s, PostgreSQL %s; %s x %d runs (medians), pool %v\n\n",
+		r.Started.Format(time.DateOnly), r.Machine.Cores, r.Machine.Go, r.Machine.Postgres,
+		r.Settings["duration"], r.Settings["repeats"], r.Settings["pool_max_conns"])
+	table(w, r.Results, "rps ratio")
+	fmt.Fprintf(w, "\ncoco peak RSS: %.1f MiB\n", r.PeakRSSMiB)
+	if len(r.Growth) > 0 {
+		fmt.Fprintf(w, "\ngrowth (ratio = p50 over the 1-thousand-session case)\n\n")
+		table(w, r.Growth, "p50 ratio")
+	}
+}
+
+func table(w io.Writer, results []Result, ratioName string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\tclients\treq/s\tp50 ms\tp99 ms\terrors\t%s\tversus\t\n", ratioName)
+	for _, r := range results {
+		ratio := ""
+		if r.Versus != "" {
+			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t\n",
+			r.Scenario, r.Clients, r.RPS, r.P50ms, r.P99ms, r.Errors, ratio, r.Versus)
+	}
+	tw.Flush()
+}

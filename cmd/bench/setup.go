@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	cocosql "coco/sql"
+	"coco/sql/localpg"
+)
+
+const (
+	ingestToken    = "bench-ingest-token"
+	dashboardToken = "bench-dashboard-token"
+)
+
+// serverURL is a PostgreSQL server the benchmark may create databases on.
+func serverURL(ctx context.Context) (string, error) {
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u, nil
+	}
+	c, err := localpg.Start(ctx, ".localpg")
+	if err != nil {
+		return "", err
+	}
+	return c.URL(), nil
+}
+
+// freshDatabase drops and recreates database name on the server, migrates
+// it, and returns its URL with the pool size both coco and the direct pool use.
+func freshDatabase(ctx context.Context, server, name string, poolSize int) (string, error) {
+	admin, err := pgx.Connect(ctx, server)
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := admin.Exec(ctx, "drop database if exists "+ident+" with (force)"); err != nil {
+		return "", err
+	}
+	if _, err := admin.Exec(ctx, "create database "+ident); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(server)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	if err := cocosql.Migrate(ctx, conn); err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", strconv.Itoa(poolSize))
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// buildCoco compiles the real binary once.
+func buildCoco(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "coco")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/coco")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return bin, cmd.Run()
+}
+
+// cocoProcess is a running `coco serve`.
+type cocoProcess struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+// startCoco runs `coco serve` on a free loopback port against dbURL, in
+// production mode with its logs discarded (as a deployment would ship them
+// away), and waits until /readyz answers 200.
+func startCoco(ctx context.Context, bin, dbURL string) (*cocoProcess, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin, "serve", "-addr", addr)
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+dbURL,
+		"INGEST_SERVICE_TOKEN="+ingestToken,
+		"DASHBOARD_TOKEN_MAP="+dashboardToken+":*",
+		"DASHBOARD_ORIGIN=http://localhost:3000",
+		"APP_ENV=production",
+	)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go drainTail(stderr)
+	p := &cocoProcess{cmd: cmd, base: "http://" + addr}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	p.stop()
+	return nil, errors.New("coco serve did not become ready within 15s")
+}
+
+// drainTail forwards what coco prints on stderr (start-up failures).
+func drainTail(r io.Reader) {
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		fmt.Fprintln(os.Stderr, "coco:", s.Text())
+	}
+}
+
+// peakRSS is the process's high-water resident set size in MiB.
+func (p *cocoProcess) peakRSS() (float64, error) {
+	body, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return float64(kb) / 1024, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+func (p *cocoProcess) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func openPool(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	return pool, pool.Ping(ctx)
+}
