@@ -134,7 +134,7 @@ func splitObject(body []byte) (map[string]json.RawMessage, validationErrors) {
 	var syntaxErr *json.SyntaxError
 	if err := json.Unmarshal(body, new(json.RawMessage)); errors.As(err, &syntaxErr) {
 		return nil, validationErrors{{
-			Loc: []any{"body", syntaxErr.Offset}, Type: "json_invalid",
+			Loc: []any{"body", syntaxErrorIndex(syntaxErr, body)}, Type: "json_invalid",
 			Msg: "JSON decode error: " + syntaxErr.Error(),
 		}}
 	} else if err != nil {
@@ -186,6 +186,17 @@ func splitObject(body []byte) (map[string]json.RawMessage, validationErrors) {
 		}
 	}
 	return values, errs
+}
+
+// syntaxErrorIndex turns encoding/json's offset (the bytes read, including
+// the offending one) into the index of the offending byte, which is what
+// FastAPI reports from Python's JSONDecodeError.pos. At the end of the input
+// both are the length of the body.
+func syntaxErrorIndex(err *json.SyntaxError, body []byte) int64 {
+	if err.Offset > 0 && err.Offset <= int64(len(body)) && !strings.Contains(err.Error(), "unexpected end") {
+		return err.Offset - 1
+	}
+	return err.Offset
 }
 
 func isSummaryField(key string) bool {
