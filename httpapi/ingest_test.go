@@ -1,0 +1,180 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestIngestStoresOnceThenReportsDuplicate(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	started := time.Now().Add(-time.Hour).Truncate(time.Second)
+	payload := summaryJSON("sess-1", "alice", started, 720, 0.68)
+
+	rec := ts.ingest(t, payload)
+	expectStatus(t, rec, http.StatusOK)
+	expectBody(t, rec, `{"status":"ok"}`)
+	expectHeader(t, rec, "Content-Type", "application/json")
+
+	rec = ts.ingest(t, payload)
+	expectStatus(t, rec, http.StatusOK)
+	expectBody(t, rec, `{"status":"duplicate"}`)
+
+	var n int
+	var gotStarted time.Time
+	var duration int
+	var score float64
+	err := ts.pool.QueryRow(context.Background(),
+		`select count(*) over (), started_at, duration_seconds, sentiment_score::float8
+		   from sessions join users u on u.id = sessions.user_id
+		  where session_id = 'sess-1' and u.external_id = 'alice'`).Scan(&n, &gotStarted, &duration, &score)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || !gotStarted.Equal(started) || duration != 720 || score != 0.68 {
+		t.Fatalf("stored %d rows: %v, %d s, %v; want 1 row: %v, 720 s, 0.68", n, gotStarted, duration, score, started)
+	}
+}
+
+func TestConcurrentResendsStoreOnce(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	payload := summaryJSON("sess-race", "alice", time.Now().Add(-time.Minute), 60, 0.5)
+	const senders = 8
+	statuses := make(chan string, senders)
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			rec := ts.ingest(t, payload)
+			statuses <- rec.Body.String()
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[string]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	if counts[`{"status":"ok"}`] != 1 || counts[`{"status":"duplicate"}`] != senders-1 {
+		t.Fatalf("answers %v, want one ok and %d duplicates", counts, senders-1)
+	}
+}
+
+func TestConflictingResendIs409AndKeepsTheRow(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	started := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	expectStatus(t, ts.ingest(t, summaryJSON("sess-c", "alice", started, 720, 0.68)), http.StatusOK)
+
+	rec := ts.ingest(t, summaryJSON("sess-c", "alice", started, 600, 0.2))
+	expectStatus(t, rec, http.StatusConflict)
+	expectBody(t, rec, `{"status":"conflict","detail":"session_id is already stored with different values: duration_seconds, sentiment_score"}`)
+
+	rec = ts.ingest(t, summaryJSON("sess-c", "bob", started.Add(time.Second), 720, 0.68))
+	expectStatus(t, rec, http.StatusConflict)
+	expectBody(t, rec, `{"status":"conflict","detail":"session_id is already stored with different values: user_external_id, started_at"}`)
+
+	var duration int
+	var score float64
+	var owner string
+	var users int
+	err := ts.pool.QueryRow(context.Background(),
+		`select s.duration_seconds, s.sentiment_score::float8, u.external_id, (select count(*) from users)
+		   from sessions s join users u on u.id = s.user_id where s.session_id = 'sess-c'`).Scan(&duration, &score, &owner, &users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if duration != 720 || score != 0.68 || owner != "alice" || users != 1 {
+		t.Fatalf("after conflicts: %d s, %v, owner %s, %d users; want the first values and no user bob", duration, score, owner, users)
+	}
+}
+
+func TestSameInstantInAnotherOffsetIsADuplicate(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	utc := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
+	kolkata := utc.In(time.FixedZone("", 5*3600+30*60))
+	expectBody(t, ts.ingest(t, summaryJSON("sess-tz", "alice", utc, 300, 0.5)), `{"status":"ok"}`)
+	expectBody(t, ts.ingest(t, summaryJSON("sess-tz", "alice", kolkata, 300, 0.5)), `{"status":"duplicate"}`)
+}
+
+func TestIngestContentTypes(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	now := time.Now()
+	for i, tc := range []struct {
+		headers []string
+		status  int
+	}{
+		{[]string{"Content-Type", "application/json"}, http.StatusOK},
+		{[]string{"Content-Type", "application/json; charset=utf-8"}, http.StatusOK},
+		{[]string{"Content-Type", "Application/JSON; Charset=UTF-8"}, http.StatusOK},
+		// FastAPI read a body without Content-Type as JSON; so do we.
+		{nil, http.StatusOK},
+		{[]string{"Content-Type", "text/plain"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", ""}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "application/json", "Content-Type", "application/json"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "multipart/form-data; boundary=x"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "application/json; charset=utf-16"}, http.StatusUnsupportedMediaType},
+	} {
+		payload := summaryJSON("sess-ct-"+string(rune('a'+i)), "alice", now, 60, 0.5)
+		headers := append([]string{"Authorization", "Bearer " + ingestToken}, tc.headers...)
+		rec := ts.request(t, http.MethodPost, "/internal/ingest/session_summary", payload, headers...)
+		if rec.Code != tc.status {
+			t.Errorf("Content-Type %q: status %d, want %d", tc.headers, rec.Code, tc.status)
+		}
+		if tc.status == http.StatusUnsupportedMediaType {
+			expectBody(t, rec, `{"detail":"Content-Type must be application/json"}`)
+		}
+	}
+}
+
+func TestIngestBodyLimitIs64KiB(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	payload := summaryJSON("sess-big", "alice", time.Now(), 60, 0.5)
+	pad := func(total int) string { // payload padded with an unknown field to total bytes
+		prefix := `{"pad":"`
+		suffix := `",` + payload[1:]
+		return prefix + strings.Repeat("x", total-len(prefix)-len(suffix)) + suffix
+	}
+
+	rec := ts.ingest(t, pad(maxBodyBytes+1))
+	expectStatus(t, rec, http.StatusRequestEntityTooLarge)
+	expectBody(t, rec, `{"detail":"Request body is larger than 64 KiB"}`)
+
+	rec = ts.ingest(t, pad(maxBodyBytes))
+	expectStatus(t, rec, http.StatusOK)
+}
+
+func TestStartedAtIsCheckedAgainstTheServerClock(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	now := time.Now().Truncate(time.Second)
+	ts.pinClock(now)
+	expectStatus(t, ts.ingest(t, summaryJSON("sess-f1", "alice", now.Add(5*time.Minute), 60, 0.5)), http.StatusOK)
+	rec := ts.ingest(t, summaryJSON("sess-f2", "alice", now.Add(5*time.Minute+time.Second), 60, 0.5))
+	expectStatus(t, rec, http.StatusUnprocessableEntity)
+	expectBody(t, rec, `{"detail":[{"loc":["body","started_at"],"msg":"Input should not be more than 5 minutes in the future","type":"value_error"}]}`)
+}
+
+func TestIngestLogNamesTheUser(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	expectStatus(t, ts.ingest(t, summaryJSON("sess-log", "carol", time.Now(), 60, 0.5)), http.StatusOK)
+	// The user is named even when another field is wrong.
+	expectStatus(t, ts.ingest(t, body(map[string]string{"user_external_id": `"dave"`, "duration_seconds": "-1"})), http.StatusUnprocessableEntity)
+	var users []any
+	for _, line := range ts.logs.lines(t) {
+		if line["msg"] == "request" {
+			users = append(users, line["user_id"])
+		}
+	}
+	if len(users) != 2 || users[0] != "carol" || users[1] != "dave" {
+		t.Fatalf("logged users %v, want [carol dave]", users)
+	}
+}
