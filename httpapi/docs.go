@@ -46,20 +46,24 @@ func (s *Server) handleDocs(w http.ResponseWriter, r *http.Request, _ httprouter
 
 // docsPage renders the page once: the document is embedded and never changes.
 var docsPage = sync.OnceValues(func() ([]byte, error) {
-	var doc map[string]any
-	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
-		return nil, fmt.Errorf("parse openapi.json: %w", err)
+	if !json.Valid(openAPIDoc) {
+		return nil, fmt.Errorf("openapi.json is not valid JSON")
 	}
 	tmpl, err := template.New("docs").Parse(docsTemplate)
 	if err != nil {
 		return nil, fmt.Errorf("parse docs.html: %w", err)
 	}
 	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, newDocView(doc)); err != nil {
+	if err := tmpl.Execute(&buf, newDocView(openAPIDoc)); err != nil {
 		return nil, fmt.Errorf("render docs.html: %w", err)
 	}
 	return buf.Bytes(), nil
 })
+
+// The document is walked as raw JSON, not decoded into maps, so schemas and
+// examples are shown with their keys in the order they were written (the
+// dashboard's key order is part of its contract).
+type node = json.RawMessage
 
 // docView is what docs.html shows of the OpenAPI document.
 type docView struct {
@@ -72,7 +76,7 @@ type docOperation struct {
 	ID, Method, Path, Summary, Description string
 	Security                               []string
 	Parameters                             []docParameter
-	RequestSchema                          string
+	Request                                *docBody
 	Responses                              []docResponse
 }
 
@@ -82,7 +86,15 @@ type docParameter struct {
 }
 
 type docResponse struct {
-	Code, Description, Schema string
+	Code, Description string
+	Headers           []string
+	Body              *docBody
+}
+
+// docBody is a request or response body: a named schema (linked to the
+// Schemas section) or an inline one, and an example when the document has it.
+type docBody struct {
+	MediaType, SchemaName, Schema, Example string
 }
 
 type docSchema struct {
@@ -91,28 +103,27 @@ type docSchema struct {
 
 var httpMethods = []string{"get", "post", "put", "patch", "delete"}
 
-func newDocView(doc map[string]any) docView {
-	info := object(doc["info"])
+func newDocView(doc node) docView {
+	root := object(doc)
+	info := object(root["info"])
 	v := docView{Title: str(info["title"]), Version: str(info["version"]), Description: str(info["description"])}
-	paths := object(doc["paths"])
+	paths := object(root["paths"])
 	for _, path := range sortedKeys(paths) {
 		item := object(paths[path])
 		for _, method := range httpMethods {
-			op, ok := item[method].(map[string]any)
-			if !ok {
-				continue
+			if op, ok := item[method]; ok {
+				v.Operations = append(v.Operations, newDocOperation(root, strings.ToUpper(method), path, object(op)))
 			}
-			v.Operations = append(v.Operations, newDocOperation(doc, strings.ToUpper(method), path, op))
 		}
 	}
-	schemas := object(object(doc["components"])["schemas"])
+	schemas := object(object(root["components"])["schemas"])
 	for _, name := range sortedKeys(schemas) {
 		v.Schemas = append(v.Schemas, docSchema{Name: name, JSON: pretty(schemas[name])})
 	}
 	return v
 }
 
-func newDocOperation(doc map[string]any, method, path string, op map[string]any) docOperation {
+func newDocOperation(root map[string]node, method, path string, op map[string]node) docOperation {
 	o := docOperation{
 		ID: str(op["operationId"]), Method: method, Path: path,
 		Summary: str(op["summary"]), Description: str(op["description"]),
@@ -121,55 +132,77 @@ func newDocOperation(doc map[string]any, method, path string, op map[string]any)
 		o.Security = append(o.Security, sortedKeys(object(req))...)
 	}
 	for _, p := range list(op["parameters"]) {
-		param := resolve(doc, object(p))
+		param := resolve(root, object(p))
+		var required bool
+		_ = json.Unmarshal(param["required"], &required)
 		o.Parameters = append(o.Parameters, docParameter{
-			Name: str(param["name"]), In: str(param["in"]),
-			Description: str(param["description"]), Required: param["required"] == true,
+			Name: str(param["name"]), In: str(param["in"]), Description: str(param["description"]), Required: required,
 		})
 	}
-	if body := resolve(doc, object(op["requestBody"])); body != nil {
-		o.RequestSchema = pretty(jsonSchemaOf(body))
-	}
+	o.Request = newDocBody(resolve(root, object(op["requestBody"])))
 	responses := object(op["responses"])
 	for _, code := range sortedKeys(responses) {
-		resp := resolve(doc, object(responses[code]))
-		r := docResponse{Code: code, Description: str(resp["description"])}
-		if schema := jsonSchemaOf(resp); schema != nil {
-			r.Schema = pretty(schema)
-		}
-		o.Responses = append(o.Responses, r)
+		resp := resolve(root, object(responses[code]))
+		o.Responses = append(o.Responses, docResponse{
+			Code: code, Description: str(resp["description"]),
+			Headers: sortedKeys(object(resp["headers"])), Body: newDocBody(resp),
+		})
 	}
 	return o
 }
 
-// jsonSchemaOf returns the schema of a request body or response's first
-// content type, or nil.
-func jsonSchemaOf(item map[string]any) any {
+// newDocBody describes the first content type of a request body or
+// response, or returns nil when it has none.
+func newDocBody(item map[string]node) *docBody {
 	content := object(item["content"])
 	for _, mediaType := range sortedKeys(content) {
-		return object(content[mediaType])["schema"]
+		c := object(content[mediaType])
+		b := &docBody{MediaType: mediaType}
+		if ref := str(object(c["schema"])["$ref"]); ref != "" {
+			b.SchemaName = strings.TrimPrefix(ref, "#/components/schemas/")
+		} else if c["schema"] != nil {
+			b.Schema = pretty(c["schema"])
+		}
+		if c["example"] != nil {
+			b.Example = pretty(c["example"])
+		}
+		return b
 	}
 	return nil
 }
 
 // resolve follows a local "$ref" such as "#/components/responses/TooLarge".
-func resolve(doc, item map[string]any) map[string]any {
-	ref, ok := item["$ref"].(string)
-	if !ok {
+func resolve(root, item map[string]node) map[string]node {
+	ref := str(item["$ref"])
+	if ref == "" {
 		return item
 	}
-	node := doc
+	m := root
 	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
-		node = object(node[part])
+		m = object(m[part])
 	}
-	return node
+	return m
 }
 
-func object(v any) map[string]any { m, _ := v.(map[string]any); return m }
-func list(v any) []any            { l, _ := v.([]any); return l }
-func str(v any) string            { s, _ := v.(string); return s }
+func object(n node) map[string]node {
+	var m map[string]node
+	_ = json.Unmarshal(n, &m)
+	return m
+}
 
-func sortedKeys(m map[string]any) []string {
+func list(n node) []node {
+	var l []node
+	_ = json.Unmarshal(n, &l)
+	return l
+}
+
+func str(n node) string {
+	var s string
+	_ = json.Unmarshal(n, &s)
+	return s
+}
+
+func sortedKeys(m map[string]node) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -178,10 +211,11 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-func pretty(v any) string {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return ""
+// pretty indents n, keeping its keys in their written order.
+func pretty(n node) string {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, n, "", "  "); err != nil {
+		return string(n)
 	}
-	return string(b)
+	return buf.String()
 }

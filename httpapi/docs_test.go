@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// specOperations lists "METHOD /path" for every operation in openapi.json.
+func specOperations(t *testing.T) []string {
+	t.Helper()
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi = %q, want 3.1.0", doc.OpenAPI)
+	}
+	var ops []string
+	for path, item := range doc.Paths {
+		for method := range item {
+			ops = append(ops, strings.ToUpper(method)+" "+path)
+		}
+	}
+	slices.Sort(ops)
+	return ops
+}
+
+// The document and routes() must describe the same API.
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	t.Parallel()
+	s := setupDeadDB(t).Server
+	want := []string{
+		"GET /api/dashboard/{user_id}",
+		"GET /docs",
+		"GET /healthz",
+		"GET /livez",
+		"GET /openapi.json",
+		"GET /readyz",
+		"POST /internal/ingest/session_summary",
+	}
+	if got := specOperations(t); !slices.Equal(got, want) {
+		t.Fatalf("openapi.json operations %q, want %q", got, want)
+	}
+	for _, op := range want {
+		method, path, _ := strings.Cut(op, " ")
+		path = strings.ReplaceAll(path, "{user_id}", "alice")
+		if h, _, _ := s.router.Lookup(method, path); h == nil {
+			t.Errorf("openapi.json has %s, routes() does not", op)
+		}
+	}
+	// Every method the router knows, on every documented path, is documented.
+	for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"} {
+		for _, op := range want {
+			_, path, _ := strings.Cut(op, " ")
+			concrete := strings.ReplaceAll(path, "{user_id}", "alice")
+			if h, _, _ := s.router.Lookup(method, concrete); h != nil && !slices.Contains(want, method+" "+path) {
+				t.Errorf("routes() has %s %s, openapi.json does not", method, path)
+			}
+		}
+	}
+}
+
+func TestDocsAreServedWhenEnabled(t *testing.T) {
+	t.Parallel()
+	ts := setupDeadDB(t)
+
+	rec := ts.request(t, http.MethodGet, "/openapi.json", "")
+	expectStatus(t, rec, http.StatusOK)
+	expectHeader(t, rec, "Content-Type", "application/json")
+	if rec.Body.String() != string(openAPIDoc) {
+		t.Errorf("/openapi.json is not the embedded document")
+	}
+
+	rec = ts.request(t, http.MethodGet, "/docs", "")
+	expectStatus(t, rec, http.StatusOK)
+	expectHeader(t, rec, "Content-Type", "text/html; charset=utf-8")
+	page := rec.Body.String()
+	for _, want := range []string{
+		"<code>/internal/ingest/session_summary</code>", "<code>/api/dashboard/{user_id}</code>",
+		"<code>/healthz</code>", "<code>/readyz</code>", "<code>/livez</code>",
+		"<code>422</code>", "<code>304</code>", "user_external_id", "WWW-Authenticate",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/docs lacks %q", want)
+		}
+	}
+	for _, banned := range []string{"<script", "http://", "https://cdn"} {
+		if strings.Contains(page, banned) {
+			t.Errorf("/docs contains %q; it must be self-contained", banned)
+		}
+	}
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
+		t.Errorf("/docs CSP = %q, want default-src 'none' and no script source", csp)
+	}
+}
+
+func TestDocsAreHiddenWhenDisabled(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Docs = false
+	ts := newTestServer(t, setupDeadDB(t).pool, cfg)
+	for _, path := range []string{"/docs", "/openapi.json"} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			rec := ts.request(t, method, path, "")
+			expectStatus(t, rec, http.StatusNotFound)
+			expectBody(t, rec, `{"detail":"Not Found"}`)
+		}
+	}
+}
