@@ -1,13 +1,20 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/julienschmidt/httprouter"
+
+	cocosql "coco/sql"
+	"coco/sql/sqltest"
 )
 
 func TestRequestID(t *testing.T) {
@@ -191,5 +198,97 @@ func TestLogDurationIsMeasured(t *testing.T) {
 	lines := ts.logs.lines(t)
 	if d, _ := lines[len(lines)-1]["duration_ms"].(float64); d < 20 {
 		t.Errorf("duration_ms = %v, want >= 20", d)
+	}
+}
+
+// The log is read by more people than the database is: it must never hold
+// a token, an Authorization header or what a request body said (beyond the
+// validated user id, which the log names on purpose).
+func TestLogsNeverCarrySecrets(t *testing.T) {
+	t.Parallel()
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	server := func(pool *pgxpool.Pool) *testServer {
+		return &testServer{Server: New(cocosql.NewStore(pool), logger, testConfig()), pool: pool, logs: logs}
+	}
+	live := server(sqltest.Pool(t))
+	brokenPool := sqltest.Pool(t)
+	if _, err := brokenPool.Exec(t.Context(), `drop schema coco cascade`); err != nil {
+		t.Fatal(err)
+	}
+	broken := server(brokenPool) // every store call fails with a plain SQL error: 500
+	dead := server(setupDeadDB(t).pool)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
+
+	const marker = "body-marker-5e1d"
+	const wrongToken = "wrong-token-9c2f"
+	payload := func(duration string) string {
+		return strings.Replace(body(map[string]string{
+			"session_id": `"sess-` + marker + `"`, "user_external_id": `"alice"`,
+			"started_at": `"` + time.Now().UTC().Format(time.RFC3339) + `"`, "duration_seconds": duration,
+		}), "{", `{"note":"`+marker+`",`, 1)
+	}
+	for _, tc := range []struct {
+		ts     *testServer
+		status int
+		do     func(ts *testServer) *httptest.ResponseRecorder
+	}{
+		{live, 200, func(ts *testServer) *httptest.ResponseRecorder { return ts.ingest(t, payload("60")) }},
+		{live, 200, func(ts *testServer) *httptest.ResponseRecorder { return ts.dashboard(t, "alice", aliceToken) }},
+		{live, 200, func(ts *testServer) *httptest.ResponseRecorder { return ts.dashboard(t, "alice", adminToken) }},
+		{live, 401, func(ts *testServer) *httptest.ResponseRecorder { return ts.dashboard(t, "alice", wrongToken) }},
+		{live, 401, func(ts *testServer) *httptest.ResponseRecorder {
+			return ts.request(t, http.MethodPost, "/internal/ingest/session_summary", payload("60"), "Authorization", "Bearer "+wrongToken)
+		}},
+		{live, 403, func(ts *testServer) *httptest.ResponseRecorder { return ts.dashboard(t, "alice", bobToken) }},
+		{live, 422, func(ts *testServer) *httptest.ResponseRecorder { return ts.ingest(t, payload("-1")) }},
+		{live, 409, func(ts *testServer) *httptest.ResponseRecorder { return ts.ingest(t, payload("61")) }},
+		{broken, 500, func(ts *testServer) *httptest.ResponseRecorder { return ts.ingest(t, payload("60")) }},
+		{broken, 500, func(ts *testServer) *httptest.ResponseRecorder { return ts.dashboard(t, "alice", aliceToken) }},
+		{dead, 503, func(ts *testServer) *httptest.ResponseRecorder { return ts.ingest(t, payload("60")) }},
+		{dead, 503, func(ts *testServer) *httptest.ResponseRecorder { return ts.dashboard(t, "alice", aliceToken) }},
+	} {
+		rec := tc.do(tc.ts)
+		expectStatus(t, rec, tc.status)
+		if tc.status == 500 {
+			expectBody(t, rec, `{"detail":"Internal Server Error"}`)
+		}
+	}
+
+	statuses := map[float64]bool{}
+	var errorLines int
+	for _, line := range logs.lines(t) {
+		raw, _ := json.Marshal(line)
+		for _, secret := range []string{ingestToken, aliceToken, bobToken, adminToken, wrongToken, "Authorization", "Bearer", marker} {
+			if strings.Contains(string(raw), secret) {
+				t.Errorf("log line contains %q: %s", secret, raw)
+			}
+		}
+		switch line["msg"] {
+		case "request":
+			statuses[line["status"].(float64)] = true
+			// An ingest refused at auth never read the body, so it knows no user.
+			unread := line["method"] == "POST" && line["status"] == float64(401)
+			if line["user_id"] != "alice" && !unread {
+				t.Errorf("request line without user_id alice: %s", raw)
+			}
+		case "request failed":
+			errorLines++
+			if line["level"] != "ERROR" || line["error"] == "" || line["request_id"] == "" {
+				t.Errorf("error line lacks level, error or request id: %s", raw)
+			}
+		}
+	}
+	for _, status := range []float64{200, 401, 403, 422, 409, 500, 503} {
+		if !statuses[status] {
+			t.Errorf("no request line with status %v", status)
+		}
+	}
+	if errorLines != 2 {
+		t.Errorf("got %d error lines, want one per 500", errorLines)
 	}
 }

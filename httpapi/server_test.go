@@ -79,7 +79,7 @@ func (b *lockedBuffer) lines(t *testing.T) []map[string]any {
 
 type testServer struct {
 	*Server
-	pool *pgxpool.Pool // nil when the server has no working database
+	pool *pgxpool.Pool
 	logs *lockedBuffer
 }
 
