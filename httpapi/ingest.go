@@ -26,7 +26,8 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
-		if tooLarge := (*http.MaxBytesError)(nil); !errors.As(err, &tooLarge) {
+		var tooLarge *http.MaxBytesError
+		if !errors.As(err, &tooLarge) {
 			err = errBodyRead // the client went away or stalled mid-body
 		}
 		s.writeError(w, r, err)

@@ -61,7 +61,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &tooLarge):
 		writeJSON(w, errTooLarge.status, detailBody{errTooLarge.detail})
 	case errors.Is(err, cocosql.ErrUnavailable):
-		s.logger.Warn("database unavailable", "request_id", requestIDFrom(r.Context()), "error", err.Error())
+		if r.Context().Err() != nil {
+			// The client hung up, which cancelled the query: not an outage.
+			s.logger.Info("client went away", "request_id", requestIDFrom(r.Context()))
+		} else {
+			s.logger.Warn("database unavailable", "request_id", requestIDFrom(r.Context()), "error", err.Error())
+		}
 		// The database is usually back within a second or two (a restart, a
 		// failover, a burst of connections); the device retries anyway.
 		w.Header().Set("Retry-After", "1")
