@@ -24,7 +24,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 		s.writeError(w, r, err)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(innermost(w), r.Body, maxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if !errors.As(err, &tooLarge) {
@@ -75,4 +75,18 @@ func checkJSONContentType(r *http.Request) error {
 		}
 	}
 	return nil
+}
+
+// innermost returns the server's own ResponseWriter under the middleware's
+// wrappers. http.MaxBytesReader needs it: on overflow it tells that writer
+// to close the connection instead of reading the rest of an oversized body,
+// and it does not look through Unwrap itself.
+func innermost(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -176,5 +177,29 @@ func TestIngestLogNamesTheUser(t *testing.T) {
 	}
 	if len(users) != 2 || users[0] != "carol" || users[1] != "dave" {
 		t.Fatalf("logged users %v, want [carol dave]", users)
+	}
+}
+
+// Over a real connection, an oversized body ends the connection rather than
+// being read to its end.
+func TestOversizedBodyClosesTheConnection(t *testing.T) {
+	t.Parallel()
+	ts := setupDeadDB(t)
+	srv := httptest.NewServer(ts.Handler())
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/internal/ingest/session_summary",
+		strings.NewReader(strings.Repeat(" ", 4*maxBodyBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+ingestToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+		t.Fatalf("status %d, Connection close %v; want 413 and a closed connection", resp.StatusCode, resp.Close)
 	}
 }
