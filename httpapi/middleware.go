@@ -65,6 +65,9 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 				// a short one that looks complete.
 				panic(http.ErrAbortHandler)
 			}
+			// Drop what the handler meant for its own answer, not this one.
+			w.Header().Del("ETag")
+			w.Header().Set("Cache-Control", "no-store")
 			writeJSON(rec, errInternal.status, detailBody{errInternal.detail})
 		}()
 		next.ServeHTTP(rec, r)

@@ -99,7 +99,9 @@ func TestRequestLogLine(t *testing.T) {
 func TestPanicIsAnOpaque500(t *testing.T) {
 	t.Parallel()
 	ts := setupDeadDB(t)
-	ts.router.GET("/test/panic", func(http.ResponseWriter, *http.Request, httprouter.Params) {
+	ts.router.GET("/test/panic", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+		w.Header().Set("ETag", `"half-made"`)
+		w.Header().Set("Cache-Control", "private, no-cache")
 		panic("boom: internal detail 8d1f")
 	})
 
@@ -109,6 +111,10 @@ func TestPanicIsAnOpaque500(t *testing.T) {
 	expectHeader(t, rec, "Content-Type", "application/json")
 	expectHeader(t, rec, "X-Request-ID", "panic-req")
 	expectHeader(t, rec, "X-Content-Type-Options", "nosniff")
+	expectHeader(t, rec, "Cache-Control", "no-store")
+	if rec.Header().Get("ETag") != "" {
+		t.Errorf("the 500 kept the handler's ETag")
+	}
 
 	var sawPanic, sawRequest bool
 	for _, line := range ts.logs.lines(t) {
