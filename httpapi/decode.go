@@ -342,7 +342,7 @@ func validExternalID(s string) *problem {
 
 var (
 	errIntType      = &problem{"int_type", "Input should be a valid integer"}
-	errIntFraction  = &problem{"int_from_float", "Input should be a valid integer, written without a fraction or exponent"}
+	errIntFraction  = &problem{"int_from_float", "Input should be a valid integer, got a number with a fractional part"}
 	errDurationLow  = &problem{"greater_than_equal", "Input should be greater than or equal to 0"}
 	errDurationHigh = &problem{"less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", maxDurationSeconds)}
 	errFloatType    = &problem{"float_type", "Input should be a valid number"}
@@ -355,26 +355,26 @@ func isNumber(raw json.RawMessage) bool {
 	return len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9')
 }
 
-// decodeDuration accepts only JSON integers written without a fraction or
-// exponent: 720, not 720.0 or 7.2e2. A whole number of seconds is what the
-// column stores, and a device that sends 720.5 has a bug worth hearing about
-// rather than a value to round. (FastAPI's lax mode took 720.0; a device that
-// relied on that must send 720.)
+// decodeDuration accepts a JSON number with an integral value: 720, and also
+// 720.0 or 7.2e2, which Python clients of the original service send (FastAPI
+// took them); 720.5 is refused rather than rounded, since a device sending
+// it has a bug worth hearing about.
 func decodeDuration(raw json.RawMessage) (int, *problem) {
 	if !isNumber(raw) {
 		return 0, errIntType
 	}
-	if bytes.ContainsAny(raw, ".eE") {
-		return 0, errIntFraction
-	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
+	f, err := strconv.ParseFloat(string(raw), 64)
 	switch {
-	case err != nil && raw[0] == '-', err == nil && n < 0:
+	case err != nil && !math.IsInf(f, 0):
+		return 0, errIntType
+	case f != math.Trunc(f) && !math.IsInf(f, 0):
+		return 0, errIntFraction
+	case f < 0:
 		return 0, errDurationLow
-	case err != nil, n > maxDurationSeconds:
+	case f > maxDurationSeconds:
 		return 0, errDurationHigh
 	}
-	return int(n), nil
+	return int(f), nil
 }
 
 // decodeSentiment accepts any JSON number from 0 to 1. JSON has no NaN or

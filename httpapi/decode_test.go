@@ -100,8 +100,9 @@ var hostileBodies = []struct {
 	{"duplicate key through an escape", strings.Replace(body(nil), `{`, `{"session\u005fid":"s-1",`, 1), "", 422, [][]any{loc("body", "session_id")}},
 	{"duplicate unknown key", strings.Replace(body(nil), `{`, `{"x":1,"x":2,"x":3,`, 1), "", 422, [][]any{loc("body", "x")}},
 	{"duration with fraction", body(map[string]string{"duration_seconds": "1.5"}), "", 422, [][]any{loc("body", "duration_seconds")}},
-	{"duration written as float", body(map[string]string{"duration_seconds": "720.0"}), "", 422, [][]any{loc("body", "duration_seconds")}},
-	{"duration with exponent", body(map[string]string{"duration_seconds": "7.2e2"}), "", 422, [][]any{loc("body", "duration_seconds")}},
+	{"duration with a fraction", body(map[string]string{"duration_seconds": "720.5"}), "", 422, [][]any{loc("body", "duration_seconds")}},
+	{"duration with a tiny fraction", body(map[string]string{"duration_seconds": "1e-7"}), "", 422, [][]any{loc("body", "duration_seconds")}},
+	{"duration overflowing float64", body(map[string]string{"duration_seconds": "1e999"}), "", 422, [][]any{loc("body", "duration_seconds")}},
 	{"duration negative", body(map[string]string{"duration_seconds": "-1"}), "", 422, [][]any{loc("body", "duration_seconds")}},
 	{"duration over a day", body(map[string]string{"duration_seconds": "86401"}), "", 422, [][]any{loc("body", "duration_seconds")}},
 	{"duration beyond int64", body(map[string]string{"duration_seconds": "99999999999999999999999"}), "", 422, [][]any{loc("body", "duration_seconds")}},
@@ -314,6 +315,16 @@ func TestDecodeAcceptsTheContract(t *testing.T) {
 		{"duration bounds 0", body(map[string]string{"duration_seconds": "0"}), nil},
 		{"duration bounds 86400", body(map[string]string{"duration_seconds": "86400"}), nil},
 		{"duration minus zero", body(map[string]string{"duration_seconds": "-0"}), nil},
+		{"duration as Python's float 720.0", body(map[string]string{"duration_seconds": "720.0"}), func(t *testing.T, s cocosql.Session) {
+			if s.DurationSeconds != 720 {
+				t.Errorf("duration = %d", s.DurationSeconds)
+			}
+		}},
+		{"duration with an integral exponent", body(map[string]string{"duration_seconds": "7.2e2"}), func(t *testing.T, s cocosql.Session) {
+			if s.DurationSeconds != 720 {
+				t.Errorf("duration = %d", s.DurationSeconds)
+			}
+		}},
 		{"sentiment 0", body(map[string]string{"sentiment_score": "0"}), nil},
 		{"sentiment 1", body(map[string]string{"sentiment_score": "1"}), nil},
 		{"sentiment 1.0", body(map[string]string{"sentiment_score": "1.0"}), nil},
