@@ -183,3 +183,23 @@ func TestRecomputeKeepsUpdatedAtUnlessRollupChanges(t *testing.T) {
 	}
 	requireFresh(t, pool)
 }
+
+func TestTriggerRecomputesEveryUserOnTruncate(t *testing.T) {
+	t.Parallel()
+	pool := sqltest.Pool(t)
+	at := rfc3339(todayStart(t, pool).Add(time.Hour))
+	first := addUser(t, pool, "first", sess{id: "a", at: at, secs: 600, score: "0.9"})
+	second := addUser(t, pool, "second", sess{id: "b", at: at, secs: 120, score: "0.1"})
+
+	if _, err := pool.Exec(t.Context(), `truncate sessions`); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{first, second} {
+		got := stored(t, pool, id)
+		if !slices.Equal(got.Durations, []int{0, 0, 0, 0, 0, 0, 0}) || got.Tone != "neutral" || got.LastSession != nil {
+			t.Errorf("rollup after truncate: durations %v, tone %s, last %s; want the empty state",
+				got.Durations, got.Tone, fmtTime(got.LastSession))
+		}
+	}
+	requireFresh(t, pool)
+}
