@@ -41,27 +41,68 @@ func TestIngestStoresOnceThenReportsDuplicate(t *testing.T) {
 	}
 }
 
+// The device retries on any error, so one session may arrive many times at
+// once, each on its own connection: exactly one request stores it, and the
+// rollup counts it once.
 func TestConcurrentResendsStoreOnce(t *testing.T) {
 	t.Parallel()
 	ts := setup(t)
-	payload := summaryJSON("sess-race", "alice", time.Now().Add(-time.Minute), 60, 0.5)
-	const senders = 8
-	statuses := make(chan string, senders)
+	live := ts.listen(t)
+	// 90 s is 2 minutes; counted twice it would be 3.
+	payload := summaryJSON("sess-race", "alice", time.Now().Add(-time.Minute), 90, 0.5)
+	const senders = 50
+	answers := make(chan string, senders)
+	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for range senders {
 		wg.Go(func() {
-			rec := ts.ingest(t, payload)
-			statuses <- rec.Body.String()
+			<-start // all at once, so the inserts really race
+			resp, err := live.ingest(payload)
+			switch {
+			case err != nil:
+				answers <- err.Error()
+			case resp.status != http.StatusOK:
+				answers <- resp.String()
+			default:
+				answers <- resp.body
+			}
 		})
 	}
+	close(start)
 	wg.Wait()
-	close(statuses)
+	close(answers)
 	counts := map[string]int{}
-	for s := range statuses {
-		counts[s]++
+	for a := range answers {
+		counts[a]++
 	}
-	if counts[`{"status":"ok"}`] != 1 || counts[`{"status":"duplicate"}`] != senders-1 {
-		t.Fatalf("answers %v, want one ok and %d duplicates", counts, senders-1)
+	if len(counts) != 2 || counts[`{"status":"ok"}`] != 1 || counts[`{"status":"duplicate"}`] != senders-1 {
+		t.Fatalf("answers %v, want one 200 ok and %d 200 duplicates", counts, senders-1)
+	}
+
+	var rows int
+	if err := ts.pool.QueryRow(t.Context(), `select count(*) from sessions`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 {
+		t.Fatalf("%d rows in sessions, want 1", rows)
+	}
+	expectRollupsFresh(t, ts)
+
+	resp, err := live.dashboard("alice", aliceToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := decodeDashboard(t, resp)
+	var minutes, active int
+	for d := range windowDays {
+		minutes += snapshot.AvgDuration.DailyDurations[d]
+		if snapshot.Streak.DailyActivity[d] {
+			active++
+		}
+	}
+	if minutes != 2 || active != 1 || snapshot.AvgDuration.Minutes != 2 {
+		t.Fatalf("dashboard shows %d minutes on %d active days, average %d; want the one 90 s session: 2 minutes on 1 day, average 2",
+			minutes, active, snapshot.AvgDuration.Minutes)
 	}
 }
 

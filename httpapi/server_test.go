@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -189,6 +190,65 @@ func (ts *testServer) ingest(t *testing.T, body string) *httptest.ResponseRecord
 func (ts *testServer) dashboard(t *testing.T, userID, token string, headers ...string) *httptest.ResponseRecorder {
 	t.Helper()
 	return ts.request(t, http.MethodGet, "/api/dashboard/"+userID, "", append([]string{"Authorization", "Bearer " + token}, headers...)...)
+}
+
+// liveServer serves a testServer's Handler over real TCP connections, for
+// tests whose requests must run concurrently, each on its own connection.
+type liveServer struct {
+	*httptest.Server
+}
+
+func (ts *testServer) listen(t *testing.T) *liveServer {
+	t.Helper()
+	srv := httptest.NewServer(ts.Handler())
+	t.Cleanup(srv.Close)
+	return &liveServer{srv}
+}
+
+// response is what a request to a liveServer got back.
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (r response) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
+
+// do sends one request; headers are name, value pairs. It reports failures
+// as errors, not through t, so any goroutine may call it.
+func (ls *liveServer) do(method, path, body string, headers ...string) (response, error) {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, ls.URL+path, r)
+	if err != nil {
+		return response{}, err
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := ls.Client().Do(req)
+	if err != nil {
+		return response{}, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, fmt.Errorf("%s %s: read body: %w", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(raw)}, nil
+}
+
+// ingest posts body with the ingest token as JSON.
+func (ls *liveServer) ingest(body string) (response, error) {
+	return ls.do(http.MethodPost, "/internal/ingest/session_summary", body,
+		"Authorization", "Bearer "+ingestToken, "Content-Type", "application/json")
+}
+
+// dashboard reads userID's snapshot with token.
+func (ls *liveServer) dashboard(userID, token string, headers ...string) (response, error) {
+	return ls.do(http.MethodGet, "/api/dashboard/"+userID, "", append([]string{"Authorization", "Bearer " + token}, headers...)...)
 }
 
 // summaryJSON is an ingest body.
