@@ -308,6 +308,8 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 	for _, tc := range []struct{ method, path, allow string }{
 		{http.MethodPost, "/api/dashboard/alice", "GET, OPTIONS"},
 		{http.MethodDelete, "/api/dashboard/alice", "GET, OPTIONS"},
+		{http.MethodPut, "/api/dashboard/alice", "GET, OPTIONS"},
+		{http.MethodPatch, "/api/dashboard/alice", "GET, OPTIONS"},
 		{http.MethodGet, "/internal/ingest/session_summary", "OPTIONS, POST"},
 		{http.MethodPut, "/internal/ingest/session_summary", "OPTIONS, POST"},
 		{http.MethodPost, "/healthz", "GET, OPTIONS"},
