@@ -46,7 +46,7 @@ func TestIngestStoresOnceThenReportsDuplicate(t *testing.T) {
 // rollup counts it once.
 func TestConcurrentResendsStoreOnce(t *testing.T) {
 	t.Parallel()
-	ts := setup(t)
+	ts := setupWide(t, 16)
 	live := ts.listen(t)
 	// 90 s is 2 minutes; counted twice it would be 3.
 	payload := summaryJSON("sess-race", "alice", time.Now().Add(-time.Minute), 90, 0.5)

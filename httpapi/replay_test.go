@@ -160,12 +160,12 @@ func newSeed(t *testing.T) uint64 {
 // fails or times out, and afterwards every rollup counts every session.
 func TestConcurrentWritersAndReaders(t *testing.T) {
 	t.Parallel()
-	ts := setup(t)
+	ts := setupWide(t, 16)
 	live := ts.listen(t)
 	const (
 		users             = 20
-		writers           = 4
-		sessionsPerWriter = 15
+		writers           = 8
+		sessionsPerWriter = 10
 		readers           = 4
 		readsPerReader    = 25
 	)
@@ -243,7 +243,7 @@ func TestConcurrentWritersAndReaders(t *testing.T) {
 // and the table ends up holding exactly the first version of each session.
 func TestReplayStorm(t *testing.T) {
 	t.Parallel()
-	ts := setup(t)
+	ts := setupWide(t, 16)
 	live := ts.listen(t)
 	seed := newSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))

@@ -102,6 +102,21 @@ func setup(t *testing.T) *testServer {
 	return newTestServer(t, sqltest.Pool(t), testConfig())
 }
 
+// setupWide is setup with room for conns database connections at once, so
+// concurrent requests overlap in the database rather than queueing for the
+// default pool's max(4, CPUs) connections.
+func setupWide(t *testing.T, conns int32) *testServer {
+	t.Helper()
+	cfg := sqltest.Pool(t).Config()
+	cfg.MaxConns = conns
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("open a pool of %d connections: %v", conns, err)
+	}
+	t.Cleanup(pool.Close)
+	return newTestServer(t, pool, testConfig())
+}
+
 // setupDeadDB returns a server whose database refuses connections.
 func setupDeadDB(t *testing.T) *testServer {
 	t.Helper()
