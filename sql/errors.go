@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 
@@ -53,10 +54,19 @@ func classify(ctx context.Context, err error) error {
 	}
 	var netErr net.Error
 	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
-		pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.As(err, &netErr) || isConnectError(err) {
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.As(err, &netErr) || isConnectError(err) ||
+		isConnectionLost(err) {
 		return errors.Join(ErrUnavailable, err)
 	}
 	return err
+}
+
+// isConnectionLost reports whether the connection ended under a query: the
+// backend or the whole server died without a word (SIGKILL, OOM killer, a
+// lost host), so pgx read EOF where a message was due. pgx returns the
+// io error itself, which is no net.Error.
+func isConnectionLost(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, pgconn.ErrConnClosed)
 }
 
 func isConnectError(err error) bool {

@@ -143,7 +143,11 @@ func (st *Store) SchemaVersion(ctx context.Context) (int32, error) {
 // classifies the error.
 func (st *Store) retry(ctx context.Context, fn func() error) error {
 	err := fn()
-	if isRetryable(err) && ctx.Err() == nil {
+	if isRetryable(err) {
+		if ctx.Err() != nil {
+			// No time left for the second attempt: the client makes it.
+			return errors.Join(ErrUnavailable, err)
+		}
 		err = fn()
 	}
 	if err != nil {
