@@ -267,12 +267,23 @@ func (p *serveProc) waitExit(t *testing.T, within time.Duration) int {
 	}
 }
 
-// call sends one request and returns the status and body.
-func call(t *testing.T, method, url, token, body string) (int, string) {
-	t.Helper()
+// reply is one HTTP answer and how long it took to come.
+type reply struct {
+	status  int
+	header  http.Header
+	body    string
+	elapsed time.Duration
+}
+
+// testClient gives up on a request after 10 s, so no test hangs on one.
+var testClient = &http.Client{Timeout: 10 * time.Second}
+
+// send sends one request with client and returns the answer or the
+// transport error. Unlike call it may run on any goroutine.
+func send(client *http.Client, method, url, token, body string) (reply, error) {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return reply{}, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -280,17 +291,28 @@ func call(t *testing.T, method, url, token, body string) (int, string) {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return reply{elapsed: time.Since(start)}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header, body: string(b), elapsed: time.Since(start)}
 	if err != nil {
-		t.Fatalf("read the body of %s %s: %v", method, url, err)
+		return r, fmt.Errorf("read the body: %w", err)
 	}
-	return resp.StatusCode, string(b)
+	return r, nil
+}
+
+// call sends one request and returns the status and body.
+func call(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	r, err := send(testClient, method, url, token, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return r.status, r.body
 }
 
 // waitStatus polls url until it answers want.
