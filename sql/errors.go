@@ -28,6 +28,9 @@ func (e *ConflictError) Error() string {
 // SQLSTATEs besides class 08 (connection exceptions) that mean "try again
 // later" rather than "this request is wrong".
 var unavailableCodes = map[string]bool{
+	"25006": true, // read_only_sql_transaction (a standby after a failover)
+	"40001": true, // serialization_failure, once the retry failed too
+	"40P01": true, // deadlock_detected, once the retry failed too
 	"53300": true, // too_many_connections
 	"55P03": true, // lock_not_available (lock_timeout)
 	"57014": true, // query_canceled (statement_timeout)

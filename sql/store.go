@@ -143,15 +143,8 @@ func (st *Store) SchemaVersion(ctx context.Context) (int32, error) {
 // classifies the error.
 func (st *Store) retry(ctx context.Context, fn func() error) error {
 	err := fn()
-	if isRetryable(err) {
-		if ctx.Err() != nil {
-			// No time left for the second attempt: the client makes it.
-			return errors.Join(ErrUnavailable, err)
-		}
+	if isRetryable(err) && ctx.Err() == nil {
 		err = fn()
 	}
-	if err != nil {
-		return classify(ctx, err)
-	}
-	return nil
+	return classify(ctx, err)
 }

@@ -36,6 +36,7 @@ type ServeConfig struct {
 	RollupWindowDays windowDays       `env:"ROLLUP_WINDOW_DAYS" envDefault:"7"`
 	Port             port             `env:"PORT" envDefault:"8000"`
 	ShutdownGrace    positiveDuration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
+	ShutdownDrain    duration         `env:"SHUTDOWN_DRAIN" envDefault:"1s"`
 	LogLevel         logLevel         `env:"LOG_LEVEL" envDefault:"info"`
 }
 
@@ -74,6 +75,13 @@ func LoadServeConfig(environ map[string]string) (ServeConfig, error) {
 			cfgErr.Problems = append(cfgErr.Problems,
 				"DASHBOARD_TOKEN_MAP: a dashboard token equals INGEST_SERVICE_TOKEN; give the dashboard its own tokens")
 		}
+	}
+	// The drain is part of the grace period, and requests need some of it.
+	if c.ShutdownGrace > 0 && time.Duration(c.ShutdownDrain) >= time.Duration(c.ShutdownGrace) {
+		if cfgErr == nil {
+			cfgErr = &ConfigError{}
+		}
+		cfgErr.Problems = append(cfgErr.Problems, "SHUTDOWN_DRAIN: must be shorter than SHUTDOWN_GRACE")
 	}
 	if cfgErr != nil {
 		return c, cfgErr
@@ -385,6 +393,18 @@ func (d *positiveDuration) UnmarshalText(text []byte) error {
 		return fmt.Errorf("must be a positive duration such as 2s or 500ms, got %q", text)
 	}
 	*d = positiveDuration(v)
+	return nil
+}
+
+// duration is a time.Duration of zero or more, written like 1s or 0s.
+type duration time.Duration
+
+func (d *duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil || v < 0 {
+		return fmt.Errorf("must be a duration of 0s or more, such as 1s, got %q", text)
+	}
+	*d = duration(v)
 	return nil
 }
 

@@ -83,10 +83,10 @@ func TestLoadServeConfigAcceptedValues(t *testing.T) {
 			func(c ServeConfig) (any, any) { return string(c.AppEnv), "development" }},
 		{"port", with(map[string]string{"PORT": "65535"}),
 			func(c ServeConfig) (any, any) { return int(c.Port), 65535 }},
-		{"timeouts", with(map[string]string{"DB_TIMEOUT": "750ms", "SHUTDOWN_GRACE": "1m"}),
+		{"timeouts", with(map[string]string{"DB_TIMEOUT": "750ms", "SHUTDOWN_GRACE": "1m", "SHUTDOWN_DRAIN": "0s"}),
 			func(c ServeConfig) (any, any) {
-				return []time.Duration{time.Duration(c.DBTimeout), time.Duration(c.ShutdownGrace)},
-					[]time.Duration{750 * time.Millisecond, time.Minute}
+				return []time.Duration{time.Duration(c.DBTimeout), time.Duration(c.ShutdownGrace), time.Duration(c.ShutdownDrain)},
+					[]time.Duration{750 * time.Millisecond, time.Minute, 0}
 			}},
 		{"log level", with(map[string]string{"LOG_LEVEL": "debug"}),
 			func(c ServeConfig) (any, any) { return int(c.LogLevel), -4 }},
@@ -152,6 +152,8 @@ func TestLoadServeConfigProblems(t *testing.T) {
 		{"port not a number", map[string]string{"PORT": "http"}, `PORT: must be a port number from 1 to 65535, got "http"`, nil},
 		{"db timeout", map[string]string{"DB_TIMEOUT": "2"}, `DB_TIMEOUT: must be a positive duration such as 2s or 500ms, got "2"`, nil},
 		{"negative grace", map[string]string{"SHUTDOWN_GRACE": "-1s"}, `SHUTDOWN_GRACE: must be a positive duration such as 2s or 500ms, got "-1s"`, nil},
+		{"negative drain", map[string]string{"SHUTDOWN_DRAIN": "-1s"}, `SHUTDOWN_DRAIN: must be a duration of 0s or more, such as 1s, got "-1s"`, nil},
+		{"drain as long as the grace", map[string]string{"SHUTDOWN_DRAIN": "10s", "SHUTDOWN_GRACE": "10s"}, `SHUTDOWN_DRAIN: must be shorter than SHUTDOWN_GRACE`, nil},
 		{"log level", map[string]string{"LOG_LEVEL": "verbose"}, `LOG_LEVEL: must be debug, info, warn or error, got "verbose"`, nil},
 	}
 	for _, tt := range tests {

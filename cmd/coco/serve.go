@@ -24,6 +24,7 @@ const serveVarsHelp = `  INGEST_SERVICE_TOKEN  bearer token of the device's inge
   ROLLUP_WINDOW_DAYS    must be 7 (default 7)
   PORT                  TCP port to listen on (default 8000)
   SHUTDOWN_GRACE        how long in-flight requests may run after SIGTERM (default 10s)
+  SHUTDOWN_DRAIN        how long, within the grace, to keep serving with /readyz at 503 (default 1s)
   LOG_LEVEL             debug, info, warn or error (default info)
 `
 
@@ -143,14 +144,17 @@ func (s *server) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close turns /readyz to 503, stops accepting connections, waits up to
-// SHUTDOWN_GRACE for in-flight requests, then closes the pool. It reports
-// an error if requests had to be cut off.
+// Close turns /readyz to 503 and keeps serving for SHUTDOWN_DRAIN, so load
+// balancers stop routing here before the listener closes; then it stops
+// accepting connections, waits for in-flight requests for the rest of
+// SHUTDOWN_GRACE, and closes the pool. It reports an error if requests had
+// to be cut off.
 func (s *server) Close() error {
 	s.api.StartDraining()
 	grace := time.Duration(s.cfg.ShutdownGrace)
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	time.Sleep(time.Duration(s.cfg.ShutdownDrain))
 	err := s.http.Shutdown(ctx)
 	if err != nil {
 		s.http.Close()

@@ -458,13 +458,13 @@ func (c *Cluster) previousPort() int {
 // writeConf writes the settings file for a start on port.
 func (c *Cluster) writeConf(port int) error {
 	conf := fmt.Sprintf(`# Written by coco/sql/localpg at every start; edits are lost.
-# A throwaway cluster: fast, not crash-safe.
+# A throwaway cluster: fast, and safe against a killed server (every
+# acknowledged commit has reached the OS), though not against an OS crash.
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 port = %d
 max_connections = 300
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 `, port)
 	path := filepath.Join(c.dataDir, confName)
@@ -500,9 +500,11 @@ func (c *Cluster) startOn(ctx context.Context, port int) error {
 // server accepts connections. Its error carries the end of the server log.
 func (c *Cluster) pgCtlStart(ctx context.Context) error {
 	// A server killed with SIGKILL leaves its postmaster.pid behind.
-	// PostgreSQL replaces a stale one itself, but takes it for a live server
-	// while the dead postmaster is a zombie that init has yet to reap.
-	if pf, err := readPIDFile(c.dataDir); err == nil && !alive(pf.pid) {
+	// PostgreSQL replaces a stale one itself, after checking that no orphaned
+	// backend still uses the old shared memory, but takes the file for a live
+	// server while the dead postmaster is a zombie that init has yet to reap:
+	// only then is it removed here.
+	if pf, err := readPIDFile(c.dataDir); err == nil && zombie(pf.pid) {
 		os.Remove(filepath.Join(c.dataDir, "postmaster.pid"))
 	}
 	var logStart int64

@@ -58,6 +58,16 @@ func alive(pid int) bool {
 	return state != "Z"
 }
 
+// zombie reports whether pid has exited but is not yet reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	_, state := procStat(b)
+	return state == "Z"
+}
+
 // procStat returns the parent PID and the state from the contents of
 // /proc/<pid>/stat, "pid (comm) state ppid ...", where comm may hold spaces
 // and parentheses. ppid is -1 if the line does not parse.
