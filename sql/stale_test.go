@@ -1,9 +1,13 @@
 package sql_test
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"coco/sql/sqltest"
 )
@@ -155,5 +159,72 @@ func TestDashboardOverviewShowsStale(t *testing.T) {
 		if isStale {
 			t.Errorf("dashboard_overview is_stale for %s after refresh_stale_rollups() = true, want false", ext)
 		}
+	}
+}
+
+func TestDashboardVersion(t *testing.T) {
+	t.Parallel()
+	pool := sqltest.Pool(t)
+	addUser(t, pool, "versioned", sess{at: "2026-03-10T12:00:00Z", secs: 300, score: "0.5"})
+	version := func(ext, today string) (time.Time, bool) {
+		var v time.Time
+		err := pool.QueryRow(t.Context(), `select v from coco.dashboard_version($1, $2::date) v`, ext, today).Scan(&v)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return v, false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, true
+	}
+
+	dashboardAt(t, pool, "versioned", day)
+	var updatedAt time.Time
+	if err := pool.QueryRow(t.Context(),
+		`select r.updated_at from dashboard_rollups r join users u on u.id = r.user_id where u.external_id = 'versioned'`,
+	).Scan(&updatedAt); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := version("versioned", day); !ok || !v.Equal(updatedAt) {
+		t.Errorf("dashboard_version on the stored window = %v, %t; want the stored updated_at %v", v, ok, updatedAt)
+	}
+	if v, ok := version("versioned", "2026-03-11"); ok {
+		t.Errorf("dashboard_version on the next day = %v; want no row, the stored window is outdated", v)
+	}
+	if v, ok := version("nobody", day); ok {
+		t.Errorf("dashboard_version of an unknown user = %v; want no row", v)
+	}
+	var users int
+	if err := pool.QueryRow(t.Context(), `select count(*) from users where external_id = 'nobody'`).Scan(&users); err != nil || users != 0 {
+		t.Errorf("dashboard_version created %d users (err %v); want it to only read", users, err)
+	}
+}
+
+func TestUpdatedAtIncreasesWithEveryChangeInOneTransaction(t *testing.T) {
+	t.Parallel()
+	pool := sqltest.Pool(t)
+	id := addUser(t, pool, "busy")
+	tx, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(t.Context())
+	// Both statements share the transaction's now(); the snapshots differ,
+	// so their updated_at (the dashboard's ETag) must too.
+	var seen []time.Time
+	for i, secs := range []int{60, 120} {
+		if _, err := tx.Exec(t.Context(),
+			`insert into sessions (session_id, user_id, started_at, duration_seconds, sentiment_score)
+			 values ($1, $2::uuid, now(), $3, 0.5)`, fmt.Sprintf("busy-%d", i), id, secs); err != nil {
+			t.Fatal(err)
+		}
+		var at time.Time
+		if err := tx.QueryRow(t.Context(), `select updated_at from dashboard_rollups where user_id = $1::uuid`, id).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, at)
+	}
+	if !seen[1].After(seen[0]) {
+		t.Errorf("updated_at after two changes in one transaction: %v then %v; want strictly increasing", seen[0], seen[1])
 	}
 }

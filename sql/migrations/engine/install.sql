@@ -13,5 +13,6 @@ create schema coco;
 {{ template "engine/ensure_user.sql" . }}
 {{ template "engine/ingest_session.sql" . }}
 {{ template "engine/dashboard.sql" . }}
+{{ template "engine/dashboard_version.sql" . }}
 {{ template "engine/refresh_stale_rollups.sql" . }}
 {{ template "engine/dashboard_overview.sql" . }}

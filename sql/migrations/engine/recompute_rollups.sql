@@ -13,6 +13,9 @@
 create function coco.recompute_rollups(p_user_ids uuid[], p_today date default coco.today())
 returns integer
 language plpgsql
+-- PL/pgSQL would otherwise plan the upsert afresh on every call (a custom
+-- plan looks cheaper for a known array), which cost more than running it.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_locked uuid[];
@@ -26,7 +29,7 @@ begin
         user_id, window_end, daily_activity, daily_durations, daily_sentiment,
         last_session_at, avg_duration_minutes, current_tone, updated_at)
     select u.id, w.window_end, w.daily_activity, w.daily_durations, w.daily_sentiment,
-           w.last_session_at, w.avg_duration_minutes, w.current_tone, now()
+           w.last_session_at, w.avg_duration_minutes, w.current_tone, clock_timestamp()
     from unnest(v_locked) as u(id)
     cross join lateral coco.rollup_window(u.id, p_today) as w
     on conflict (user_id) do update set
@@ -37,9 +40,12 @@ begin
         last_session_at = excluded.last_session_at,
         avg_duration_minutes = excluded.avg_duration_minutes,
         current_tone = excluded.current_tone,
-        updated_at = excluded.updated_at
+        -- Strictly increasing per user, even if two writers share a
+        -- transaction start or the clock steps back: (user, updated_at)
+        -- names one snapshot, which the dashboard's ETag relies on.
+        updated_at = greatest(excluded.updated_at, r.updated_at + interval '1 microsecond')
     -- An unchanged rollup keeps its updated_at, so the dashboard's lastUpdated
-    -- and ETag move only when a number does.
+    -- and ETag move only when a number or the window does.
     where (r.window_end, r.daily_activity, r.daily_durations, r.daily_sentiment,
            r.last_session_at, r.avg_duration_minutes, r.current_tone)
           is distinct from
