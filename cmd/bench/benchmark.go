@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -103,14 +102,15 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 		return nil, err
 	}
 	defer proc.stop()
-	t := target{base: proc.base, client: httpClient(), store: cocosql.NewStore(pool)}
+	t := target{host: proc.host, wire: newWire(proc.host), store: cocosql.NewStore(pool)}
+	defer t.wire.close()
 
 	readers := names("reader", 200)
 	progress("seeding a week of sessions for %d users", len(readers))
 	if err := seedWeek(ctx, t.store, readers); err != nil {
 		return nil, fmt.Errorf("seed readers: %w", err)
 	}
-	etags, err := t.etagsOf(ctx, readers)
+	etags, err := t.etagsOf(readers)
 	if err != nil {
 		return nil, err
 	}
@@ -141,13 +141,6 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 		}
 	}
 	return rep, nil
-}
-
-func httpClient() *http.Client {
-	return &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute},
-	}
 }
 
 func (r *Report) print(w io.Writer) {

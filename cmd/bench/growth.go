@@ -28,7 +28,8 @@ func (b bench) growth(ctx context.Context, server, bin string) ([]Result, error)
 		return nil, err
 	}
 	defer proc.stop()
-	t := target{base: proc.base, client: httpClient(), store: cocosql.NewStore(pool)}
+	t := target{host: proc.host, wire: newWire(proc.host), store: cocosql.NewStore(pool)}
+	defer t.wire.close()
 
 	progress("growth: storing 1 thousand sessions")
 	if err := history(ctx, pool, "small", 100, 1000); err != nil {

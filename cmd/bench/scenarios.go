@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -17,9 +15,9 @@ import (
 // target is what one scenario talks to: coco over HTTP, or the same SQL
 // functions directly through a pgx pool of coco's size.
 type target struct {
-	base   string // coco's http://host:port
-	client *http.Client
-	store  *cocosql.Store
+	host  string // coco's host:port
+	wire  *wire
+	store *cocosql.Store
 }
 
 var sessionSeq atomic.Int64
@@ -38,17 +36,14 @@ func nextSession(prefix string, users int) cocosql.Session {
 }
 
 func (t target) ingestHTTP(prefix string, users int) request {
-	return func(ctx context.Context, _ int) error {
+	return func(_ context.Context, client int) error {
 		s := nextSession(prefix, users)
 		body := fmt.Sprintf(`{"session_id":%q,"user_external_id":%q,"started_at":%q,"duration_seconds":%d,"sentiment_score":%g}`,
 			s.SessionID, s.UserExternalID, s.StartedAt.Format(time.RFC3339), s.DurationSeconds, s.SentimentScore)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/internal/ingest/session_summary", bytes.NewBufferString(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+ingestToken)
-		req.Header.Set("Content-Type", "application/json")
-		return t.expect(req, http.StatusOK, nil)
+		req := fmt.Sprintf("POST /internal/ingest/session_summary HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", t.host, ingestToken, len(body), body)
+		_, err := t.expect(client, req, http.StatusOK)
+		return err
 	}
 }
 
@@ -67,18 +62,20 @@ func (t target) dashboardHTTP(users []string, etags map[string]string) request {
 	if etags != nil {
 		want = http.StatusNotModified
 	}
-	return func(ctx context.Context, _ int) error {
+	return func(_ context.Context, client int) error {
 		user := users[rand.IntN(len(users))]
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+"/api/dashboard/"+user, nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+dashboardToken)
-		if etags != nil {
-			req.Header.Set("If-None-Match", etags[user])
-		}
-		return t.expect(req, want, nil)
+		_, err := t.expect(client, t.dashboardRequest(user, etags[user]), want)
+		return err
 	}
+}
+
+func (t target) dashboardRequest(user, etag string) string {
+	inm := ""
+	if etag != "" {
+		inm = "If-None-Match: " + etag + "\r\n"
+	}
+	return fmt.Sprintf("GET /api/dashboard/%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n%s\r\n",
+		user, t.host, dashboardToken, inm)
 }
 
 func (t target) dashboardSQL(users []string) request {
@@ -88,40 +85,24 @@ func (t target) dashboardSQL(users []string) request {
 	}
 }
 
-// expect sends req and checks the status; headers, when given, receives the
-// response's headers.
-func (t target) expect(req *http.Request, status int, headers *http.Header) error {
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return err
+// expect sends req on client's connection and checks the status.
+func (t target) expect(client int, req string, status int) (reply, error) {
+	rep, err := t.wire.roundTrip(client, []byte(req))
+	if err == nil && rep.status != status {
+		err = fmt.Errorf("%.40q: status %d, want %d", req, rep.status, status)
 	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != status {
-		return fmt.Errorf("%s %s: status %d, want %d", req.Method, req.URL.Path, resp.StatusCode, status)
-	}
-	if headers != nil {
-		*headers = resp.Header
-	}
-	return nil
+	return rep, err
 }
 
 // etagsOf reads each user's dashboard once and keeps its ETag.
-func (t target) etagsOf(ctx context.Context, users []string) (map[string]string, error) {
+func (t target) etagsOf(users []string) (map[string]string, error) {
 	etags := make(map[string]string, len(users))
 	for _, u := range users {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+"/api/dashboard/"+u, nil)
+		rep, err := t.expect(0, t.dashboardRequest(u, ""), http.StatusOK)
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Authorization", "Bearer "+dashboardToken)
-		var h http.Header
-		if err := t.expect(req, http.StatusOK, &h); err != nil {
-			return nil, err
-		}
-		etags[u] = h.Get("ETag")
+		etags[u] = rep.etag
 	}
 	return etags, nil
 }

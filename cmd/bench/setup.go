@@ -85,12 +85,11 @@ func buildCoco(ctx context.Context, dir string) (string, error) {
 // cocoProcess is a running `coco serve`.
 type cocoProcess struct {
 	cmd  *exec.Cmd
-	base string
+	host string // host:port
 }
 
 // startCoco runs `coco serve` on a free loopback port against dbURL, in
-// production mode with its logs discarded (as a deployment would ship them
-// away), and waits until /readyz answers 200.
+// production mode, and waits until /readyz answers 200.
 func startCoco(ctx context.Context, bin, dbURL string) (*cocoProcess, error) {
 	port, err := freePort()
 	if err != nil {
@@ -109,15 +108,22 @@ func startCoco(ctx context.Context, bin, dbURL string) (*cocoProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout = io.Discard
+	// coco still formats and writes every log line, as in production, but
+	// to /dev/null: a pipe would charge its reading to this process.
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer devNull.Close()
+	cmd.Stdout = devNull
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	go drainTail(stderr)
-	p := &cocoProcess{cmd: cmd, base: "http://" + addr}
+	p := &cocoProcess{cmd: cmd, host: addr}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.base + "/readyz")
+		resp, err := http.Get("http://" + p.host + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
