@@ -7,8 +7,6 @@ import (
 	"os"
 	"text/tabwriter"
 	"time"
-
-	cocosql "coco/sql"
 )
 
 // Report is everything one `make bench` measured.
@@ -82,28 +80,17 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 		return nil, fmt.Errorf("build coco: %w", err)
 	}
 
-	dbURL, err := freshDatabase(ctx, server, "coco_bench", o.poolSize)
-	if err != nil {
-		return nil, fmt.Errorf("create benchmark database: %w", err)
-	}
-	pool, err := openPool(ctx, dbURL)
+	d, err := deploy(ctx, server, bin, "coco_bench", o.poolSize)
 	if err != nil {
 		return nil, err
 	}
-	defer pool.Close()
+	defer d.close()
 	var pgVersion string
-	if err := pool.QueryRow(ctx, "show server_version").Scan(&pgVersion); err != nil {
+	if err := d.pool.QueryRow(ctx, "show server_version").Scan(&pgVersion); err != nil {
 		return nil, err
 	}
 	rep.Machine = thisMachine(pgVersion)
-
-	proc, err := startCoco(ctx, bin, dbURL)
-	if err != nil {
-		return nil, err
-	}
-	defer proc.stop()
-	t := target{host: proc.host, wire: newWire(proc.host), store: cocosql.NewStore(pool)}
-	defer t.wire.close()
+	t := d.target
 
 	readers := names("reader", 200)
 	progress("seeding a week of sessions for %d users", len(readers))
@@ -130,10 +117,9 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 			return nil, ctx.Err()
 		}
 	}
-	if rep.PeakRSSMiB, err = proc.peakRSS(); err != nil {
+	if rep.PeakRSSMiB, err = d.proc.peakRSS(); err != nil {
 		return nil, err
 	}
-	proc.stop()
 
 	if o.growth {
 		if rep.Growth, err = b.growth(ctx, server, bin); err != nil {

@@ -74,6 +74,38 @@ func freshDatabase(ctx context.Context, server, name string, poolSize int) (stri
 	return u.String(), nil
 }
 
+// deployment is a fresh migrated database with `coco serve` on it and a
+// direct pool of the same size: the two sides every comparison needs.
+type deployment struct {
+	target
+	pool *pgxpool.Pool
+	proc *cocoProcess
+}
+
+func deploy(ctx context.Context, server, bin, name string, poolSize int) (*deployment, error) {
+	dbURL, err := freshDatabase(ctx, server, name, poolSize)
+	if err != nil {
+		return nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	pool, err := openPool(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := startCoco(ctx, bin, dbURL)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	t := target{host: proc.host, wire: newWire(proc.host), store: cocosql.NewStore(pool)}
+	return &deployment{target: t, pool: pool, proc: proc}, nil
+}
+
+func (d *deployment) close() {
+	d.wire.close()
+	d.proc.stop()
+	d.pool.Close()
+}
+
 // buildCoco compiles the real binary once.
 func buildCoco(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "coco")

@@ -213,3 +213,23 @@ func requireSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
+
+// connect opens the pool an operator command works on: DATABASE_URL from the
+// environment and, unless the command is migrate, a schema at this binary's
+// version. On failure it has told the operator why, and pool is nil.
+func (c cli) connect(ctx context.Context, cmd string) (pool *pgxpool.Pool, exitCode int) {
+	cfg, err := LoadDBConfig(c.environ)
+	if err != nil {
+		return nil, c.fail(cmd, err)
+	}
+	if pool, err = openPool(ctx, cfg); err != nil {
+		return nil, c.fail(cmd, err)
+	}
+	if cmd != "migrate" {
+		if err := requireSchema(ctx, pool); err != nil {
+			pool.Close()
+			return nil, c.fail(cmd, err)
+		}
+	}
+	return pool, exitOK
+}

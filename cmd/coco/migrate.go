@@ -16,13 +16,9 @@ version than this binary is refused, never migrated down.
 	if code := c.parse(fs, args); code >= 0 {
 		return code
 	}
-	cfg, err := LoadDBConfig(c.environ)
-	if err != nil {
-		return c.fail("migrate", err)
-	}
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return c.fail("migrate", err)
+	pool, code := c.connect(ctx, "migrate")
+	if pool == nil {
+		return code
 	}
 	defer pool.Close()
 	from, to, err := migrateSchema(ctx, pool)

@@ -29,19 +29,12 @@ same SQL the ingest trigger runs. Give exactly one of the flags.
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := LoadDBConfig(c.environ)
-	if err != nil {
-		return c.fail("recompute", err)
-	}
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return c.fail("recompute", err)
+	pool, code := c.connect(ctx, "recompute")
+	if pool == nil {
+		return code
 	}
 	defer pool.Close()
 	store := cocosql.NewStore(pool)
-	if err := requireSchema(ctx, pool); err != nil {
-		return c.fail("recompute", err)
-	}
 
 	switch {
 	case *user != "":

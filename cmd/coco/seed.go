@@ -32,19 +32,12 @@ nothing new and reports duplicates, so it is safe to repeat.
 		fmt.Fprintf(c.stderr, "coco seed-demo: -user is too long for the demo session ids (%d characters, at most 128)\n", n)
 		return exitUsage
 	}
-	cfg, err := LoadDBConfig(c.environ)
-	if err != nil {
-		return c.fail("seed-demo", err)
-	}
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return c.fail("seed-demo", err)
+	pool, code := c.connect(ctx, "seed-demo")
+	if pool == nil {
+		return code
 	}
 	defer pool.Close()
 	store := cocosql.NewStore(pool)
-	if err := requireSchema(ctx, pool); err != nil {
-		return c.fail("seed-demo", err)
-	}
 
 	if *reset {
 		n, err := store.DeleteSessions(ctx, *user)
