@@ -35,6 +35,11 @@ type Result struct {
 	Runs   []Stats `json:"runs"`
 }
 
+// writers is how many users the ingest scenarios spread sessions over: many,
+// so that each user's window holds a realistic few sessions even after a
+// long run, and the recompute cost stays what a deployment would see.
+const writers = 10_000
+
 type bench struct {
 	o options
 }
@@ -104,8 +109,8 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 
 	b := bench{o: o}
 	for _, c := range o.clients {
-		ingestHTTP := b.measure(ctx, "ingest http", c, t.ingestHTTP("writer", 1000))
-		ingestSQL := b.measure(ctx, "ingest sql", c, t.ingestSQL("writer", 1000))
+		ingestHTTP := b.measure(ctx, "ingest http", c, t.ingestHTTP("writer", writers))
+		ingestSQL := b.measure(ctx, "ingest sql", c, t.ingestSQL("writer", writers))
 		readHTTP := b.measure(ctx, "dashboard http", c, t.dashboardHTTP(readers, nil))
 		readSQL := b.measure(ctx, "dashboard sql", c, t.dashboardSQL(readers))
 		read304 := b.measure(ctx, "dashboard 304", c, t.dashboardHTTP(readers, etags))
