@@ -50,11 +50,6 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 		s.writeError(w, r, errDraining)
 		return
 	}
-	if s.versionErr != nil {
-		// New logged the cause; it cannot change while the process runs.
-		s.writeError(w, r, &httpError{http.StatusServiceUnavailable, "this build cannot read its migrations"})
-		return
-	}
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
 	version, err := s.store.SchemaVersion(ctx)

@@ -43,7 +43,6 @@ type Server struct {
 	dashboardTokens []dashboardToken
 
 	expectedVersion int32
-	versionErr      error // from reading the embedded migrations; /readyz reports it
 	draining        atomic.Bool
 
 	router *httprouter.Router
@@ -62,10 +61,7 @@ func New(store *cocosql.Store, logger *slog.Logger, cfg Config) *Server {
 		ingestDigest:    sha256.Sum256([]byte(cfg.IngestToken)),
 		dashboardTokens: digestTokens(cfg.DashboardTokens),
 	}
-	s.expectedVersion, s.versionErr = cocosql.ExpectedVersion()
-	if s.versionErr != nil {
-		logger.Error("read the embedded migrations", "error", s.versionErr.Error())
-	}
+	s.expectedVersion = cocosql.ExpectedVersion()
 	s.router = s.routes()
 	return s
 }

@@ -49,13 +49,17 @@ func Migrate(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // ExpectedVersion is the schema version this binary's migrations end at.
-func ExpectedVersion() (int32, error) {
+func ExpectedVersion() int32 { return expectedVersion }
+
+// expectedVersion is counted once: the migrations are embedded, so a
+// malformed set is a broken build, not a runtime condition.
+var expectedVersion = func() int32 {
 	names, err := migrate.FindMigrations(Migrations)
 	if err != nil {
-		return 0, err
+		panic(fmt.Sprintf("embedded migrations: %v", err))
 	}
-	return int32(len(names)), nil
-}
+	return int32(len(names))
+}()
 
 // MigrationsHash identifies the content of every embedded SQL file, engine
 // files included, so a change to any of them yields a new hash.

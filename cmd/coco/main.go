@@ -174,10 +174,7 @@ func openPool(ctx context.Context, cfg DBConfig) (*pgxpool.Pool, error) {
 // an old release must not undo a newer one's migrations.
 func migrateSchema(ctx context.Context, pool *pgxpool.Pool) (from, to int32, err error) {
 	store := cocosql.NewStore(pool)
-	want, err := cocosql.ExpectedVersion()
-	if err != nil {
-		return 0, 0, fmt.Errorf("read the embedded migrations: %w", err)
-	}
+	want := cocosql.ExpectedVersion()
 	if from, err = store.SchemaVersion(ctx); err != nil {
 		return 0, 0, fmt.Errorf("read the schema version: %w", err)
 	}
@@ -200,10 +197,7 @@ func migrateSchema(ctx context.Context, pool *pgxpool.Pool) (from, to int32, err
 // command on an unmigrated database says so instead of "function does not
 // exist".
 func requireSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	want, err := cocosql.ExpectedVersion()
-	if err != nil {
-		return fmt.Errorf("read the embedded migrations: %w", err)
-	}
+	want := cocosql.ExpectedVersion()
 	got, err := cocosql.NewStore(pool).SchemaVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("read the schema version: %w", err)
