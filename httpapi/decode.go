@@ -322,6 +322,18 @@ func checkLength(s string) *problem {
 	return nil
 }
 
+// ValidExternalID checks a user's external id: 1 to 128 characters, none of
+// them '/', whitespace, a control character, an invisible format character
+// (such as U+200B ZERO WIDTH SPACE) or U+FFFD. It is the rule the API applies
+// to ingest bodies and dashboard URLs, for configuration and commands that
+// name users. The error's message is the one a 422 gives.
+func ValidExternalID(s string) error {
+	if p := validExternalID(s); p != nil {
+		return errors.New(p.msg)
+	}
+	return nil
+}
+
 // validExternalID checks a user's external id, from an ingest body or the
 // dashboard URL. It must fit in one URL path segment and read the same in
 // logs and psql, so '/', whitespace, control characters and invisible

@@ -712,6 +712,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"migrate", "now"}, 2, "unexpected argument \"now\""},
 		{[]string{"seed-demo", "-h"}, 0, "-reset"},
 		{[]string{"seed-demo", "-user", "a/b"}, 2, "-user must be an external user id"},
+		{[]string{"seed-demo", "-user", "a\u200bb"}, 2, "-user must be an external user id: String should not contain"},
+		{[]string{"seed-demo", "-user", "*"}, 2, "-user must be one external user id, not *"},
 		{[]string{"recompute", "-h"}, 0, "-stale"},
 		{[]string{"recompute"}, 2, "give exactly one of -user, -all and -stale"},
 		{[]string{"recompute", "-all", "-stale"}, 2, "give exactly one of -user, -all and -stale"},

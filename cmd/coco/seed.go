@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"coco/httpapi"
 	cocosql "coco/sql"
 )
 
@@ -24,8 +25,12 @@ nothing new and reports duplicates, so it is safe to repeat.
 	if code := c.parse(fs, args); code >= 0 {
 		return code
 	}
-	if err := checkUser(*user); err != nil || *user == "*" {
-		fmt.Fprintf(c.stderr, "coco seed-demo: -user must be an external user id: 1 to 128 characters, no '/', whitespace or control characters\n")
+	if *user == "*" {
+		fmt.Fprintf(c.stderr, "coco seed-demo: -user must be one external user id, not *\n")
+		return exitUsage
+	}
+	if err := httpapi.ValidExternalID(*user); err != nil {
+		fmt.Fprintf(c.stderr, "coco seed-demo: -user must be an external user id: %v\n", err)
 		return exitUsage
 	}
 	if n := len(demoSessionID(*user, time.Time{}, 3)); n > 128 {
