@@ -219,7 +219,7 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	}
 	live := server(sqltest.Pool(t))
 	brokenPool := sqltest.Pool(t)
-	if _, err := brokenPool.Exec(t.Context(), `drop schema coco cascade`); err != nil {
+	if _, err := brokenPool.Exec(t.Context(), `drop table dashboard_rollups, sessions, users cascade`); err != nil {
 		t.Fatal(err)
 	}
 	broken := server(brokenPool) // every store call fails with a plain SQL error: 500

@@ -16,26 +16,12 @@ returns table (
 )
 language plpgsql
 as $$
-#variable_conflict use_column
-declare
-    v_user_id uuid;
 begin
-    -- The common case, a known user with a rollup for today, is this one read.
-    return query
-        select r.window_end, coco.streak(r.daily_activity), r.daily_activity, r.daily_durations,
-               r.daily_sentiment, r.last_session_at, r.avg_duration_minutes, r.current_tone, r.updated_at
-        from users u join dashboard_rollups r on r.user_id = u.id
-        where u.external_id = p_external_id and r.window_end = p_today;
-    if found then
-        return;
+    -- The common case, a rollup already stored for this window, is one read.
+    return query select * from coco.stored_snapshot(p_external_id) s where s.window_end = p_today;
+    if not found then
+        perform coco.recompute_rollups(array[coco.ensure_user(p_external_id)], p_today);
+        return query select * from coco.stored_snapshot(p_external_id);
     end if;
-
-    v_user_id := coco.ensure_user(p_external_id);
-    perform coco.recompute_rollups(array[v_user_id], p_today);
-    return query
-        select r.window_end, coco.streak(r.daily_activity), r.daily_activity, r.daily_durations,
-               r.daily_sentiment, r.last_session_at, r.avg_duration_minutes, r.current_tone, r.updated_at
-        from dashboard_rollups r
-        where r.user_id = v_user_id;
 end;
 $$;

@@ -12,7 +12,8 @@ create schema coco;
 {{ template "engine/sessions_trigger.sql" . }}
 {{ template "engine/ensure_user.sql" . }}
 {{ template "engine/ingest_session.sql" . }}
-{{ template "engine/dashboard.sql" . }}
+{{ template "engine/stored_snapshot.sql" . }}
 {{ template "engine/dashboard_version.sql" . }}
+{{ template "engine/dashboard.sql" . }}
 {{ template "engine/refresh_stale_rollups.sql" . }}
 {{ template "engine/dashboard_overview.sql" . }}

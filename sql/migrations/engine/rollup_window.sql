@@ -1,7 +1,7 @@
 -- Computes, without storing anything, one user's seven-day rollup ending on
 -- p_today: the daily arrays (oldest day first), the end of the latest-started
 -- session, the mean of the non-zero daily minutes and the current tone.
--- Every rollup rule lives here; recompute_rollup stores what this returns.
+-- Every rollup rule lives here; recompute_rollups stores what this returns.
 create function coco.rollup_window(p_user_id uuid, p_today date default coco.today())
 returns table (
     window_end date,
