@@ -53,8 +53,12 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 }
 
 // checkJSONContentType refuses a body declared as anything but JSON in
-// UTF-8. A request without Content-Type is read as JSON, as the FastAPI seed
-// did, so a device written against the seed that never set it keeps working.
+// UTF-8: application/json, or a structured-syntax type built on it
+// (RFC 6839) such as application/merge-patch+json or
+// application/vnd.coco+json, in any letter case, optionally with
+// charset=utf-8. A request without Content-Type is read as JSON, as the
+// original FastAPI service did, so a device written against it that never
+// set one keeps working.
 func checkJSONContentType(r *http.Request) error {
 	values := r.Header.Values("Content-Type")
 	if len(values) == 0 {
@@ -63,8 +67,9 @@ func checkJSONContentType(r *http.Request) error {
 	if len(values) > 1 {
 		return errMediaType
 	}
+	// ParseMediaType lowercases the type and the parameter names.
 	mediaType, params, err := mime.ParseMediaType(values[0])
-	if err != nil || mediaType != "application/json" {
+	if err != nil || !isJSONMediaType(mediaType) {
 		return errMediaType
 	}
 	for name, value := range params {
@@ -75,6 +80,17 @@ func checkJSONContentType(r *http.Request) error {
 		}
 	}
 	return nil
+}
+
+// isJSONMediaType reports whether a lowercased media type without
+// parameters is application/json or application/<name>+json.
+func isJSONMediaType(mediaType string) bool {
+	subtype, ok := strings.CutPrefix(mediaType, "application/")
+	if !ok {
+		return false
+	}
+	name, ok := strings.CutSuffix(subtype, "+json")
+	return subtype == "json" || ok && name != ""
 }
 
 // innermost returns the server's own ResponseWriter under the middleware's

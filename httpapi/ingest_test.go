@@ -162,6 +162,22 @@ func TestIngestContentTypes(t *testing.T) {
 		{[]string{"Content-Type", "application/json", "Content-Type", "application/json"}, http.StatusUnsupportedMediaType},
 		{[]string{"Content-Type", "multipart/form-data; boundary=x"}, http.StatusUnsupportedMediaType},
 		{[]string{"Content-Type", "application/json; charset=utf-16"}, http.StatusUnsupportedMediaType},
+		// Structured-syntax JSON types (RFC 6839) are JSON too.
+		{[]string{"Content-Type", "application/merge-patch+json"}, http.StatusOK},
+		{[]string{"Content-Type", "application/vnd.coco+json"}, http.StatusOK},
+		{[]string{"Content-Type", "application/vnd.coco+json; charset=utf-8"}, http.StatusOK},
+		{[]string{"Content-Type", "Application/Vnd.Coco+JSON ; CHARSET=\"UTF-8\""}, http.StatusOK},
+		{[]string{"Content-Type", "application/vnd.coco.v1+json"}, http.StatusOK},
+		{[]string{"Content-Type", "application/vnd.coco+json; charset=latin1"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "application/+json"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "application/json+xml"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "application/jsonx"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "application/x-json"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "text/json"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "text/vnd.coco+json"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "application/vnd.coco+json+xml"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "application/xml"}, http.StatusUnsupportedMediaType},
+		{[]string{"Content-Type", "application/x-www-form-urlencoded"}, http.StatusUnsupportedMediaType},
 	} {
 		payload := summaryJSON("sess-ct-"+string(rune('a'+i)), "alice", now, 60, 0.5)
 		headers := append([]string{"Authorization", "Bearer " + ingestToken}, tc.headers...)
