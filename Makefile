@@ -68,8 +68,12 @@ run: ## serve on :8000 with demo data (database: DATABASE_URL, else the dev Post
 	echo; \
 	exec bin/coco serve
 
+# The bench targets use BENCH_DATABASE_URL, else the dev PostgreSQL; never
+# DATABASE_URL. On that server the benchmark drops and recreates the databases
+# coco_bench and coco_bench_growth WITH (FORCE): give it only a server of your
+# own.
 .PHONY: bench
-bench: ## benchmark coco against direct SQL (BENCH_FLAGS="-h" lists the flags)
+bench: ## benchmark coco against direct SQL (database: BENCH_DATABASE_URL, else the dev PostgreSQL; BENCH_FLAGS="-h" lists the flags)
 	$(GO) run ./cmd/bench $(BENCH_FLAGS)
 
 .PHONY: bench-quick

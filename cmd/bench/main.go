@@ -37,7 +37,14 @@ func main() {
 func run(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: bench [flags]\n\nDatabase: DATABASE_URL (a server where it may create databases), else the local dev PostgreSQL.\n\nflags:")
+		fmt.Fprintln(fs.Output(), `usage: bench [flags]
+
+Database: BENCH_DATABASE_URL, else the local dev PostgreSQL (.localpg). On
+that server the benchmark drops and recreates the databases coco_bench and
+coco_bench_growth WITH (FORCE), disconnecting their users: point it only at a
+server of your own. It ignores DATABASE_URL.
+
+flags:`)
 		fs.PrintDefaults()
 	}
 	var o options

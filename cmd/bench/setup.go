@@ -28,9 +28,13 @@ const (
 	dashboardToken = "bench-dashboard-token"
 )
 
-// serverURL is a PostgreSQL server the benchmark may create databases on.
+// serverURL is a PostgreSQL server the benchmark may create databases on:
+// BENCH_DATABASE_URL, else the local dev cluster. It never reads
+// DATABASE_URL: the benchmark drops and recreates its databases
+// (coco_bench, coco_bench_growth) WITH (FORCE), cutting off anyone using
+// them, so the server must be named for that purpose.
 func serverURL(ctx context.Context) (string, error) {
-	if u := os.Getenv("DATABASE_URL"); u != "" {
+	if u := os.Getenv("BENCH_DATABASE_URL"); u != "" {
 		return u, nil
 	}
 	c, err := localpg.Start(ctx, ".localpg")
