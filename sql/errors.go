@@ -30,7 +30,6 @@ func (e *ConflictError) Error() string {
 var unavailableCodes = map[string]bool{
 	"25006": true, // read_only_sql_transaction (a standby after a failover)
 	"3F000": true, // invalid_schema_name: schema coco is missing, not migrated yet
-	"42883": true, // undefined_function: the engine is older than this binary (mid-deploy)
 	"40001": true, // serialization_failure, once the retry failed too
 	"40P01": true, // deadlock_detected, once the retry failed too
 	"53300": true, // too_many_connections

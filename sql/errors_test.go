@@ -98,7 +98,7 @@ func TestClassify(t *testing.T) {
 		{"cannot connect now 57P03", nil, pgErr("57P03"), true},
 		{"57P03 while connecting", nil, fmt.Errorf("failed to connect: %w", pgErr("57P03")), true},
 		{"syntax error 42601", nil, pgErr("42601"), false},
-		{"undefined function 42883 (engine older than the binary)", nil, pgErr("42883"), true},
+		{"undefined function 42883", nil, pgErr("42883"), false},
 		{"invalid schema name 3F000 (not migrated)", nil, pgErr("3F000"), true},
 		{"check violation 23514", nil, pgErr("23514"), false},
 		{"serialization failure 40001 (after its retry)", nil, pgErr("40001"), true},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"coco/sql"
 	"coco/sql/sqltest"
 )
 
@@ -226,5 +227,31 @@ func TestUpdatedAtIncreasesWithEveryChangeInOneTransaction(t *testing.T) {
 	}
 	if !seen[1].After(seen[0]) {
 		t.Errorf("updated_at after two changes in one transaction: %v then %v; want strictly increasing", seen[0], seen[1])
+	}
+}
+
+func TestBulkRecomputesGoInBatches(t *testing.T) {
+	t.Parallel()
+	pool := sqltest.Pool(t)
+	store := sql.NewStore(pool)
+	const users = 1234 // more than two batches
+	if _, err := pool.Exec(t.Context(),
+		`insert into users (external_id) select 'bulk-' || i from generate_series(1, $1) i`, users); err != nil {
+		t.Fatal(err)
+	}
+
+	var n int
+	if err := pool.QueryRow(t.Context(), `select coco.refresh_stale_rollups(p_limit => 3)`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("refresh_stale_rollups(p_limit => 3) = %d, %v; want 3", n, err)
+	}
+	if n, err := store.RefreshStale(t.Context()); err != nil || n != users-3 {
+		t.Errorf("RefreshStale = %d, %v; want the %d users still without a rollup", n, err, users-3)
+	}
+	if n, err := store.RecomputeAll(t.Context()); err != nil || n != users {
+		t.Errorf("RecomputeAll = %d, %v; want every one of the %d users", n, err, users)
+	}
+	var rollups int
+	if err := pool.QueryRow(t.Context(), `select count(*) from dashboard_rollups where window_end = coco.today()`).Scan(&rollups); err != nil || rollups != users {
+		t.Errorf("%d rollups for today (err %v); want %d", rollups, err, users)
 	}
 }

@@ -112,23 +112,47 @@ func (st *Store) RecomputeUser(ctx context.Context, externalID string) (bool, er
 	return n == 1, err
 }
 
-// RecomputeAll rebuilds every user's rollup for today and returns how many.
+// recomputeBatch is how many users one bulk recompute transaction locks:
+// ingests and reads of those users wait for it, so it stays short.
+const recomputeBatch = 500
+
+// RecomputeAll rebuilds every user's rollup for today, a batch of users per
+// transaction, and returns how many.
 func (st *Store) RecomputeAll(ctx context.Context) (int, error) {
-	var n int
-	err := st.retry(ctx, func() error {
-		return st.pool.QueryRow(ctx, `select coco.recompute_rollups(array(select id from users))`).Scan(&n)
-	})
-	return n, err
+	total, after := 0, "00000000-0000-0000-0000-000000000000"
+	for {
+		var n int
+		var last *string
+		err := st.retry(ctx, func() error {
+			return st.pool.QueryRow(ctx,
+				`select ids[cardinality(ids)]::text, coco.recompute_rollups(ids)
+				   from (select array_agg(id order by id) as ids
+				           from (select id from users where id > $1::uuid order by id limit $2) as next) as batch`,
+				after, recomputeBatch,
+			).Scan(&last, &n)
+		})
+		total += n
+		if err != nil || last == nil {
+			return total, err
+		}
+		after = *last
+	}
 }
 
 // RefreshStale rebuilds the rollups that are missing or not for today's
-// window and returns how many.
+// window, a batch of users per transaction, and returns how many.
 func (st *Store) RefreshStale(ctx context.Context) (int, error) {
-	var n int
-	err := st.retry(ctx, func() error {
-		return st.pool.QueryRow(ctx, `select coco.refresh_stale_rollups()`).Scan(&n)
-	})
-	return n, err
+	total := 0
+	for {
+		var n int
+		err := st.retry(ctx, func() error {
+			return st.pool.QueryRow(ctx, `select coco.refresh_stale_rollups(p_limit => $1)`, recomputeBatch).Scan(&n)
+		})
+		total += n
+		if err != nil || n < recomputeBatch {
+			return total, err
+		}
+	}
 }
 
 // DeleteSessions removes every session of the user with externalID (the
