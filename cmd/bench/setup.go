@@ -120,8 +120,9 @@ func buildCoco(ctx context.Context, dir string) (string, error) {
 
 // cocoProcess is a running `coco serve`.
 type cocoProcess struct {
-	cmd  *exec.Cmd
-	host string // host:port
+	cmd     *exec.Cmd
+	host    string        // host:port
+	drained chan struct{} // closed when drainTail has read stderr to EOF
 }
 
 // startCoco runs `coco serve` on a free loopback port against dbURL, in
@@ -155,8 +156,11 @@ func startCoco(ctx context.Context, bin, dbURL string) (*cocoProcess, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	go drainTail(stderr)
-	p := &cocoProcess{cmd: cmd, host: addr}
+	p := &cocoProcess{cmd: cmd, host: addr, drained: make(chan struct{})}
+	go func() {
+		defer close(p.drained)
+		drainTail(stderr)
+	}()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + p.host + "/readyz")
@@ -177,12 +181,16 @@ func startCoco(ctx context.Context, bin, dbURL string) (*cocoProcess, error) {
 	return nil, errors.New("coco serve did not become ready within 15s")
 }
 
-// drainTail forwards what coco prints on stderr (start-up failures).
+// drainTail forwards what coco prints on stderr (start-up failures) until
+// EOF, which comes when coco exits and its end of the pipe closes.
 func drainTail(r io.Reader) {
 	s := bufio.NewScanner(r)
 	for s.Scan() {
 		fmt.Fprintln(os.Stderr, "coco:", s.Text())
 	}
+	// After a line too long for the scanner, keep reading, so coco never
+	// blocks on a full pipe and EOF still ends this.
+	_, _ = io.Copy(io.Discard, r)
 }
 
 // peakRSS is the process's high-water resident set size in MiB.
@@ -200,16 +208,18 @@ func (p *cocoProcess) peakRSS() (float64, error) {
 	return 0, errors.New("no VmHWM in /proc status")
 }
 
+// stop interrupts coco, kills it if it has not exited within 15s, and
+// reaps it. Wait closes the stderr pipe, so os/exec forbids calling it
+// before drainTail is done reading; the pipe's EOF tells that coco exited.
 func (p *cocoProcess) stop() {
 	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.drained:
 	case <-time.After(15 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-done
+		<-p.drained
 	}
+	_ = p.cmd.Wait()
 }
 
 func freePort() (int, error) {
