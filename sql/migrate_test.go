@@ -2,6 +2,7 @@ package sql_test
 
 import (
 	"io/fs"
+	"regexp"
 	"testing"
 	"testing/fstest"
 
@@ -101,4 +102,40 @@ func TestMigrationsHash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An engine file changed without a migration would reach new databases (and
+// the test template) but never the deployed ones. So the newest migration
+// that installs the engine records the hash of the files it installs.
+func TestEngineChangesShipAsAMigration(t *testing.T) {
+	t.Parallel()
+	engine, err := fs.Sub(sql.Migrations, "engine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := sql.HashFS(engine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.Glob(sql.Migrations, "[0-9][0-9][0-9]_*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := regexp.MustCompile(`(?m)^-- engine files: ([0-9a-f]{64})$`)
+	for i := len(names) - 1; i >= 0; i-- {
+		body, err := fs.ReadFile(sql.Migrations, names[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := recorded.FindSubmatch(body)
+		if m == nil {
+			continue
+		}
+		if string(m[1]) != want {
+			t.Errorf("the engine files changed since %s installed them: add a migration with the line\n"+
+				"{{ template \"engine/install.sql\" . }}\nand the comment\n-- engine files: %s", names[i], want)
+		}
+		return
+	}
+	t.Errorf("no migration records the engine files' hash; want a line \"-- engine files: %s\"", want)
 }
