@@ -8,7 +8,7 @@ import (
 	"coco/sql/sqltest"
 )
 
-// One test per rule of SPEC "Rollup rules", each at the pinned day
+// One test per rollup rule (README, "The SQL engine"), each at the pinned day
 // 2026-03-10 through coco.rollup_window, coco.dashboard or coco.streak.
 
 func TestRollupDailyMinutesRoundHalfUp(t *testing.T) {

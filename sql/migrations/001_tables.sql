@@ -3,7 +3,7 @@
 -- current live in schema coco (002), so they can be reloaded without touching data.
 
 -- gen_random_uuid() is in core since PostgreSQL 13; the extension keeps older
--- servers and the seed's instructions working.
+-- servers and the original design's set-up instructions working.
 create extension if not exists pgcrypto;
 
 create table users (
