@@ -92,14 +92,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, c.URL())
 	case "stop":
-		_, err := localpg.Running(*dir)
-		wasRunning := err == nil
-		if err := localpg.StopDir(*dir); err != nil { // says so if nothing runs
+		stopped, err := localpg.StopDir(*dir)
+		switch {
+		case err != nil:
 			fmt.Fprintf(stderr, "devdb: %v\n", err)
 			return 1
-		}
-		if wasRunning {
+		case stopped:
 			fmt.Fprintf(stderr, "devdb: PostgreSQL in %s stopped\n", *dir)
+		default:
+			fmt.Fprintf(stderr, "localpg: no PostgreSQL server running in %s\n", *dir)
 		}
 	case "url":
 		c, err := localpg.Running(*dir)

@@ -56,13 +56,13 @@ func TestStartURLStop(t *testing.T) {
 	if code, out, _ := runDevdb("url", "-dir", dir); code != 0 || out != started {
 		t.Errorf("url: exit %d, stdout %q; want 0, %q", code, out, started)
 	}
-	if code, out, stderr := runDevdb("stop", "-dir", dir); code != 0 || out != "" {
+	if code, out, stderr := runDevdb("stop", "-dir", dir); code != 0 || out != "" || stderr != "devdb: PostgreSQL in "+dir+" stopped\n" {
 		t.Errorf("stop: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 	if code, _, _ := runDevdb("url", "-dir", dir); code != 1 {
 		t.Errorf("url after stop: exit %d, want 1", code)
 	}
-	if code, _, stderr := runDevdb("stop", "-dir", dir); code != 0 {
-		t.Errorf("stop with nothing running: exit %d, stderr %q", code, stderr)
+	if code, out, stderr := runDevdb("stop", "-dir", dir); code != 0 || out != "" || stderr != "localpg: no PostgreSQL server running in "+dir+"\n" {
+		t.Errorf("stop with nothing running: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 }

@@ -203,26 +203,28 @@ func Running(dir string) (*Cluster, error) {
 }
 
 // StopDir stops the cluster that Start started in dir, possibly from another
-// process. If none runs it does nothing but say so on standard error.
-func StopDir(dir string) error {
+// process, and reports whether one was running. If none runs it does
+// nothing and returns false and no error.
+func StopDir(dir string) (stopped bool, err error) {
 	if _, err := os.Stat(dir); err != nil {
-		fmt.Fprintf(os.Stderr, "localpg: no PostgreSQL server running in %s\n", dir)
-		return nil
+		return false, nil
 	}
 	c, err := newCluster(dir)
 	if err != nil {
-		return err
+		return false, err
 	}
 	unlock, err := lockDir(context.Background(), c.dir)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 	if pf, err := readPIDFile(c.dataDir); err != nil || !alive(pf.pid) {
-		fmt.Fprintf(os.Stderr, "localpg: no PostgreSQL server running in %s\n", dir)
-		return nil
+		return false, nil
 	}
-	return c.Stop()
+	if err := c.Stop(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Stop shuts the server down (pg_ctl stop -m fast), disconnecting clients

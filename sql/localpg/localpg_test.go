@@ -154,14 +154,17 @@ func TestStartReusesRunningCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := localpg.StopDir(dir); err != nil {
-		t.Fatal(err)
+	if stopped, err := localpg.StopDir(dir); err != nil || !stopped {
+		t.Fatalf("StopDir = %v, %v; want true, nil", stopped, err)
 	}
 	if _, err := localpg.Running(dir); !errors.Is(err, localpg.ErrNotRunning) {
 		t.Fatalf("Running after StopDir: err = %v, want ErrNotRunning", err)
 	}
-	if err := localpg.StopDir(dir); err != nil {
-		t.Fatalf("StopDir with nothing running: %v", err)
+	if stopped, err := localpg.StopDir(dir); err != nil || stopped {
+		t.Fatalf("StopDir with nothing running = %v, %v; want false, nil", stopped, err)
+	}
+	if stopped, err := localpg.StopDir(filepath.Join(t.TempDir(), "absent")); err != nil || stopped {
+		t.Fatalf("StopDir of a missing directory = %v, %v; want false, nil", stopped, err)
 	}
 
 	// Started again, it gets its previous port back.
