@@ -14,7 +14,7 @@ import (
 )
 
 // windowDays is the length of every dashboard array; the SQL engine is
-// built for exactly this window (SPEC: ROLLUP_WINDOW_DAYS only accepts 7).
+// built for exactly this window, so ROLLUP_WINDOW_DAYS accepts only this value.
 const windowDays = 7
 
 // dashboardBody is the dashboard contract. Structs, not maps, because the
@@ -121,11 +121,12 @@ func dashboardJSON(s cocosql.Snapshot) ([]byte, error) {
 	return marshalJSON(body)
 }
 
-// formatTimestamp writes t in UTC with a Z, as the seed's Pydantic models
-// did: whole seconds when there is no fraction ("2025-10-22T14:30:00Z"),
+// formatTimestamp writes t in UTC with a Z, as the original FastAPI
+// service's Pydantic models did: whole seconds when there is no fraction ("2025-10-22T14:30:00Z"),
 // otherwise exactly six digits ("2025-10-22T14:30:00.250000Z"). Six, because
 // PostgreSQL keeps microseconds: a fixed width neither invents precision nor
-// drops what the database has, and a seed client parsing it sees no change.
+// drops what the database has, and a client of the original service parsing
+// it sees no change.
 func formatTimestamp(t time.Time) string {
 	t = t.UTC()
 	if t.Nanosecond()/1000 == 0 {

@@ -20,7 +20,8 @@ import (
 // what the contract rejects: keys in another letter case ("Session_ID"),
 // a key given twice (the last one wins), and text after the object.
 
-// Limits of the session summary, as SPEC.md's HTTP contract states them.
+// Limits of the session summary: a body of at most 64 KiB, ids of 1 to 128
+// characters, durations of 0 to 86400 seconds (one day).
 const (
 	maxBodyBytes       = 64 << 10
 	maxIDChars         = 128

@@ -290,7 +290,7 @@ func TestDecodeAcceptsTheContract(t *testing.T) {
 		body string
 		want func(t *testing.T, s cocosql.Session)
 	}{
-		{"the seed's example", body(nil), func(t *testing.T, s cocosql.Session) {
+		{"the original FastAPI service's example", body(nil), func(t *testing.T, s cocosql.Session) {
 			if s.SessionID != "s-1" || s.UserExternalID != "u-1" || s.DurationSeconds != 720 || s.SentimentScore != 0.68 ||
 				!s.StartedAt.Equal(time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)) {
 				t.Errorf("decoded %+v", s)

@@ -30,7 +30,8 @@ var (
 	errInternal         = &httpError{http.StatusInternalServerError, "Internal Server Error"}
 )
 
-// detailBody is FastAPI's error shape, which clients of the seed parse.
+// detailBody is FastAPI's error shape, which clients of the original
+// FastAPI service parse.
 type detailBody struct {
 	Detail string `json:"detail"`
 }

@@ -11,8 +11,8 @@ var (
 	// Sessions cannot predate the product: an earlier year is a device whose
 	// clock was reset, and its data would only pollute the rollups.
 	minStartedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	// A device's clock may run a little ahead of ours (SPEC allows 5
-	// minutes); more than that is a wrong clock, not skew.
+	// A device's clock may run a little ahead of ours, by up to 5 minutes;
+	// more than that is a wrong clock, not skew.
 	futureTolerance = 5 * time.Minute
 )
 

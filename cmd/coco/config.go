@@ -168,7 +168,8 @@ func (d *databaseURL) UnmarshalText(text []byte) error {
 	if !ok || !slices.Contains(dbSchemes, strings.ToLower(scheme)) {
 		return errors.New("must be a URL starting with postgres://, postgresql:// or postgresql+psycopg://")
 	}
-	// The seed's SQLAlchemy form names a Python driver; the address is the same.
+	// The original FastAPI service's SQLAlchemy form names a Python driver;
+	// the address is the same.
 	s = "postgres://" + rest
 	if _, err := pgxpool.ParseConfig(s); err != nil {
 		return errors.New("is not a valid PostgreSQL URL (check the host, port, database and query parameters)")

@@ -65,7 +65,7 @@ func TestLoadServeConfigAcceptedValues(t *testing.T) {
 	}{
 		{"postgresql scheme", with(map[string]string{"DATABASE_URL": "postgresql://u@h/db"}),
 			func(c ServeConfig) (any, any) { return string(c.DatabaseURL), "postgres://u@h/db" }},
-		{"seed's psycopg scheme", with(map[string]string{"DATABASE_URL": "postgresql+psycopg://u:p@h:6543/db"}),
+		{"psycopg scheme of the original FastAPI service", with(map[string]string{"DATABASE_URL": "postgresql+psycopg://u:p@h:6543/db"}),
 			func(c ServeConfig) (any, any) { return string(c.DatabaseURL), "postgres://u:p@h:6543/db" }},
 		{"pairs split on the first colon, spaces trimmed", with(map[string]string{"DASHBOARD_TOKEN_MAP": " t1:user:a , t2 : * "}),
 			func(c ServeConfig) (any, any) {

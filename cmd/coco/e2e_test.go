@@ -522,7 +522,7 @@ func TestServeMigrateFlag(t *testing.T) {
 func TestMigrateAnEmptyDatabase(t *testing.T) {
 	t.Parallel()
 	dbURL := emptyDatabase(t)
-	// The seed's SQLAlchemy form of the URL works as well.
+	// The original FastAPI service's SQLAlchemy form of the URL works as well.
 	env := map[string]string{"DATABASE_URL": strings.Replace(dbURL, "postgres://", "postgresql+psycopg://", 1)}
 	want := cocosql.ExpectedVersion()
 

@@ -197,7 +197,7 @@ func probeAll(p *serveProc) ([]reply, []error) {
 	return replies, errs
 }
 
-// wantUnavailable checks that r is the SPEC's answer while the database is
+// wantUnavailable checks that r is the answer while the database is
 // unreachable: 503 database unavailable with Retry-After, within the deadline.
 func wantUnavailable(t *testing.T, what string, r reply, err error) {
 	t.Helper()
