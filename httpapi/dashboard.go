@@ -13,9 +13,9 @@ import (
 	cocosql "coco/sql"
 )
 
-// windowDays is the length of every dashboard array; the SQL engine is
+// WindowDays is the length of every dashboard array; the SQL engine is
 // built for exactly this window, so ROLLUP_WINDOW_DAYS accepts only this value.
-const windowDays = 7
+const WindowDays = 7
 
 // dashboardBody is the dashboard contract. Structs, not maps, because the
 // frontend contract fixes the key order.
@@ -104,9 +104,9 @@ func setCacheHeaders(w http.ResponseWriter, etag string) {
 // dashboardJSON shapes a snapshot into the contract. It converts and checks,
 // but computes nothing: every number is the SQL engine's.
 func dashboardJSON(s cocosql.Snapshot) ([]byte, error) {
-	if len(s.DailyActivity) != windowDays || len(s.DailyDurations) != windowDays || len(s.DailySentiment) != windowDays {
+	if len(s.DailyActivity) != WindowDays || len(s.DailyDurations) != WindowDays || len(s.DailySentiment) != WindowDays {
 		return nil, fmt.Errorf("snapshot arrays have %d, %d and %d days, want %d",
-			len(s.DailyActivity), len(s.DailyDurations), len(s.DailySentiment), windowDays)
+			len(s.DailyActivity), len(s.DailyDurations), len(s.DailySentiment), WindowDays)
 	}
 	body := dashboardBody{
 		Streak:      streakBody{Days: s.StreakDays, DailyActivity: s.DailyActivity},

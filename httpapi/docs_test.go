@@ -167,13 +167,13 @@ func TestOpenAPIDashboardExampleFollowsTheRollupRules(t *testing.T) {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		t.Fatalf("dashboard example: %v", err)
 	}
-	if len(d.Streak.DailyActivity) != windowDays || len(d.AvgDuration.DailyDurations) != windowDays || len(d.ToneTrend.DailySentiment) != windowDays {
-		t.Fatalf("dashboard example arrays are not %d days long", windowDays)
+	if len(d.Streak.DailyActivity) != WindowDays || len(d.AvgDuration.DailyDurations) != WindowDays || len(d.ToneTrend.DailySentiment) != WindowDays {
+		t.Fatalf("dashboard example arrays are not %d days long", WindowDays)
 	}
 
 	// The streak counts active days back from today, the last element.
 	streak := 0
-	for i := windowDays - 1; i >= 0 && d.Streak.DailyActivity[i]; i-- {
+	for i := WindowDays - 1; i >= 0 && d.Streak.DailyActivity[i]; i-- {
 		streak++
 	}
 	if d.Streak.Days != streak {
@@ -198,7 +198,7 @@ func TestOpenAPIDashboardExampleFollowsTheRollupRules(t *testing.T) {
 	}
 	// The tone comes from the newest day with a sentiment.
 	tone := "neutral"
-	for i := windowDays - 1; i >= 0; i-- {
+	for i := WindowDays - 1; i >= 0; i-- {
 		if s := d.ToneTrend.DailySentiment[i]; s != nil {
 			switch {
 			case *s >= 0.61:
@@ -217,10 +217,10 @@ func TestOpenAPIDashboardExampleFollowsTheRollupRules(t *testing.T) {
 	if !d.LastSession.Timestamp.Equal(end) {
 		t.Errorf("lastSession.timestamp = %s, want %s, the end of the ingest example's session", d.LastSession.Timestamp, end)
 	}
-	if today := d.ToneTrend.DailySentiment[windowDays-1]; today == nil || *today != ingest.SentimentScore {
+	if today := d.ToneTrend.DailySentiment[WindowDays-1]; today == nil || *today != ingest.SentimentScore {
 		t.Errorf("today's sentiment = %v, want the ingest example's %v", today, ingest.SentimentScore)
 	}
-	if got, want := d.AvgDuration.DailyDurations[windowDays-1], (ingest.DurationSeconds+30)/60; got != want {
+	if got, want := d.AvgDuration.DailyDurations[WindowDays-1], (ingest.DurationSeconds+30)/60; got != want {
 		t.Errorf("today's minutes = %d, want %d from the ingest example", got, want)
 	}
 	if d.LastUpdated.Before(d.LastSession.Timestamp) {

@@ -65,5 +65,5 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 			fmt.Sprintf("database schema is at version %d, this build needs %d: run the migrations", version, s.expectedVersion)})
 		return
 	}
-	writeJSON(w, http.StatusOK, readyBody{Status: "ready", WindowDays: windowDays})
+	writeJSON(w, http.StatusOK, readyBody{Status: "ready", WindowDays: WindowDays})
 }

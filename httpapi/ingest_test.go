@@ -94,7 +94,7 @@ func TestConcurrentResendsStoreOnce(t *testing.T) {
 	}
 	snapshot := decodeDashboard(t, resp)
 	var minutes, active int
-	for d := range windowDays {
+	for d := range WindowDays {
 		minutes += snapshot.AvgDuration.DailyDurations[d]
 		if snapshot.Streak.DailyActivity[d] {
 			active++

@@ -62,7 +62,7 @@ func decodeDashboard(t *testing.T, resp response) dashboardBody {
 	if err := json.Unmarshal([]byte(resp.body), &b); err != nil {
 		t.Fatalf("dashboard body %s: %v", resp.body, err)
 	}
-	if len(b.Streak.DailyActivity) != windowDays || len(b.AvgDuration.DailyDurations) != windowDays || len(b.ToneTrend.DailySentiment) != windowDays {
+	if len(b.Streak.DailyActivity) != WindowDays || len(b.AvgDuration.DailyDurations) != WindowDays || len(b.ToneTrend.DailySentiment) != WindowDays {
 		t.Fatalf("dashboard body %s: want 7-day arrays", resp.body)
 	}
 	return b

@@ -35,7 +35,7 @@ type ServeConfig struct {
 	DashboardTokens  tokenMap         `env:"DASHBOARD_TOKEN_MAP,required,notEmpty"`
 	DashboardOrigin  origin           `env:"DASHBOARD_ORIGIN,required,notEmpty"`
 	AppEnv           appEnv           `env:"APP_ENV" envDefault:"development"`
-	RollupWindowDays windowDays       `env:"ROLLUP_WINDOW_DAYS" envDefault:"7"`
+	RollupWindowDays rollupWindow     `env:"ROLLUP_WINDOW_DAYS"` // default httpapi.WindowDays, set by LoadServeConfig
 	Port             port             `env:"PORT" envDefault:"8000"`
 	ShutdownGrace    positiveDuration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
 	ShutdownDrain    duration         `env:"SHUTDOWN_DRAIN" envDefault:"1s"`
@@ -63,6 +63,9 @@ func LoadDBConfig(environ map[string]string) (DBConfig, error) {
 func LoadServeConfig(environ map[string]string) (ServeConfig, error) {
 	var c ServeConfig
 	err := load(&c, environ)
+	if c.RollupWindowDays == 0 { // unset or empty
+		c.RollupWindowDays = httpapi.WindowDays
+	}
 	var cfgErr *ConfigError
 	if err != nil && !errors.As(err, &cfgErr) {
 		return c, err
@@ -349,16 +352,17 @@ func (a *appEnv) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// windowDays is fixed: the SQL computes seven-day rollups and the dashboard
-// contract has seven-element arrays. The variable exists so a deployment
-// that expects another window fails loudly instead of serving seven days.
-type windowDays int
+// rollupWindow is fixed at httpapi.WindowDays: the SQL computes rollups of
+// that many days and the dashboard contract has arrays of that length. The
+// variable exists so a deployment that expects another window fails loudly
+// instead of serving this one.
+type rollupWindow int
 
-func (w *windowDays) UnmarshalText(text []byte) error {
-	if string(text) != "7" {
-		return fmt.Errorf("must be 7, the only window this version computes, got %q", text)
+func (w *rollupWindow) UnmarshalText(text []byte) error {
+	if string(text) != strconv.Itoa(httpapi.WindowDays) {
+		return fmt.Errorf("must be %d, the only window this version computes, got %q", httpapi.WindowDays, text)
 	}
-	*w = 7
+	*w = httpapi.WindowDays
 	return nil
 }
 

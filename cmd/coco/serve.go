@@ -17,16 +17,16 @@ import (
 	cocosql "coco/sql"
 )
 
-const serveVarsHelp = `  INGEST_SERVICE_TOKEN  bearer token of the device's ingest calls (required)
+var serveVarsHelp = fmt.Sprintf(`  INGEST_SERVICE_TOKEN  bearer token of the device's ingest calls (required)
   DASHBOARD_TOKEN_MAP   dashboard bearer tokens: tok:user,tok2:user2 or {"tok":"user"}; user * = every user (required)
   DASHBOARD_ORIGIN      the one browser origin CORS allows, e.g. https://dashboard.example.com (required)
   APP_ENV               development, test or production; production hides /docs (default development)
-  ROLLUP_WINDOW_DAYS    must be 7 (default 7)
+  ROLLUP_WINDOW_DAYS    must be %[1]d (default %[1]d)
   PORT                  TCP port to listen on (default 8000)
   SHUTDOWN_GRACE        how long in-flight requests may run after SIGTERM (default 10s)
   SHUTDOWN_DRAIN        how long, within the grace, to keep serving with /readyz at 503 (default 1s)
   LOG_LEVEL             debug, info, warn or error (default info)
-`
+`, httpapi.WindowDays)
 
 func runServe(ctx context.Context, c cli, args []string) int {
 	fs := c.flagSet("serve", "[-addr host:port] [-migrate]", dbVarsHelp+serveVarsHelp+`
