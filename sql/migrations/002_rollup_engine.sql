@@ -4,7 +4,7 @@
 -- files ships as a new migration with this same template line and the new
 -- hash below, which reinstalls the engine as it then is (a test checks the
 -- newest such hash against the files).
--- engine files: 0a0f2b14f8a1bcc120c602c1a34b791cacfa6b453e498747c4706ec56b9e260d
+-- engine files: 0de4ec100cad84a831376e6e4069b67f3d2197416f57218979f1e4e665a469c6
 {{ template "engine/install.sql" . }}
 
 ---- create above / drop below ----

@@ -3,17 +3,7 @@
 -- state) and recomputes a rollup that is missing or was stored for another
 -- window, so a read never serves an old window. Returns exactly one row.
 create function coco.dashboard(p_external_id text, p_today date default coco.today())
-returns table (
-    window_end date,
-    streak_days integer,
-    daily_activity boolean[],
-    daily_durations integer[],
-    daily_sentiment numeric(4,2)[],
-    last_session_at timestamptz,
-    avg_duration_minutes integer,
-    current_tone text,
-    updated_at timestamptz
-)
+returns setof coco.snapshot
 language plpgsql
 as $$
 begin

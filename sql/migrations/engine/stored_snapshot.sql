@@ -1,9 +1,8 @@
--- The rollup stored for the user with p_external_id, with its streak: the
--- dashboard's columns, whatever window it is for; no row for an unknown user
+-- The rollup stored for the user with p_external_id, with its streak (the
+-- dashboard's columns, type coco.snapshot), whatever window it is for; no row for an unknown user
 -- or one never rolled up. Reads only. A set-returning SQL function, so the
 -- planner inlines it into its callers' queries.
-create function coco.stored_snapshot(p_external_id text)
-returns table (
+create type coco.snapshot as (
     window_end date,
     streak_days integer,
     daily_activity boolean[],
@@ -13,7 +12,10 @@ returns table (
     avg_duration_minutes integer,
     current_tone text,
     updated_at timestamptz
-)
+);
+
+create function coco.stored_snapshot(p_external_id text)
+returns setof coco.snapshot
 language sql stable
 as $$
     select r.window_end, coco.streak(r.daily_activity), r.daily_activity, r.daily_durations,
