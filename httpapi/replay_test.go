@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // These tests send many requests at once over real connections, as the
@@ -17,33 +19,17 @@ import (
 // check what the database holds. Their random plans are seeded; the seed is
 // logged so a failure can be replayed.
 
-// expectRollupsFresh fails t unless every stored rollup equals a fresh
-// recompute from the sessions table. Each is recomputed for its own window,
-// so a test that straddles midnight UTC does not fail for a rollup that a
-// read would move on anyway.
+// expectRollupsFresh fails t unless coco.rollup_drift is empty: every stored
+// rollup equals a fresh recompute, for its own window, so a test that
+// straddles midnight UTC does not fail for a rollup a read would move on.
 func expectRollupsFresh(t *testing.T, ts *testServer) {
 	t.Helper()
-	rows, err := ts.pool.Query(t.Context(), `
-		select u.external_id
-		  from dashboard_rollups r
-		  join users u on u.id = r.user_id
-		 cross join lateral coco.rollup_window(r.user_id, r.window_end) w
-		 where (r.daily_activity, r.daily_durations, r.daily_sentiment, r.last_session_at, r.avg_duration_minutes, r.current_tone)
-		       is distinct from
-		       (w.daily_activity, w.daily_durations, w.daily_sentiment, w.last_session_at, w.avg_duration_minutes, w.current_tone)
-		 order by 1`)
+	rows, err := ts.pool.Query(t.Context(), `select external_id from coco.rollup_drift order by 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stale []string
-	for rows.Next() {
-		var user string
-		if err := rows.Scan(&user); err != nil {
-			t.Fatal(err)
-		}
-		stale = append(stale, user)
-	}
-	if err := rows.Err(); err != nil {
+	stale, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(stale) > 0 {

@@ -4,7 +4,7 @@
 -- files ships as a new migration with this same template line and the new
 -- hash below, which reinstalls the engine as it then is (a test checks the
 -- newest such hash against the files).
--- engine files: 0de4ec100cad84a831376e6e4069b67f3d2197416f57218979f1e4e665a469c6
+-- engine files: de19a3f2521ca6420452793280452fbe8812a8c17c87c90f63b1f23b7c9cb46b
 {{ template "engine/install.sql" . }}
 
 ---- create above / drop below ----

@@ -17,3 +17,4 @@ create schema coco;
 {{ template "engine/dashboard.sql" . }}
 {{ template "engine/refresh_stale_rollups.sql" . }}
 {{ template "engine/dashboard_overview.sql" . }}
+{{ template "engine/rollup_drift.sql" . }}
