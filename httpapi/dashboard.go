@@ -10,7 +10,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
-	cocosql "coco/sql"
+	"coco/sql/store"
 )
 
 // WindowDays is the length of every dashboard array; the SQL engine is
@@ -49,32 +49,18 @@ type toneTrendBody struct {
 }
 
 // handleDashboard serves the user's seven-day snapshot. A polling dashboard
-// sends back the ETag it has; while the stored snapshot is unchanged it gets
-// a bodiless 304 after one indexed lookup, without the snapshot being read.
+// sends back the ETag it has; while the snapshot is unchanged it gets a
+// bodiless 304.
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	userID := ps.ByName("user_id")
 	if p := validExternalID(userID); p != nil {
-		s.writeError(w, r, validationErrors{p.at("path", "user_id")})
+		s.writeError(w, r, validationErrors{p.at([]any{"path"}, "user_id")})
 		return
 	}
 
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
-	now := s.now()
-	if r.Header.Get("If-None-Match") != "" {
-		version, ok, err := s.store.DashboardVersion(ctx, userID, now)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if etag := snapshotETag(userID, version); ok && noneMatch(r, etag) {
-			setCacheHeaders(w, etag)
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-	}
-
-	snapshot, err := s.store.Dashboard(ctx, userID, now)
+	snapshot, err := s.store.Dashboard(ctx, userID, s.now())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -84,9 +70,9 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request, ps http
 		s.writeError(w, r, err)
 		return
 	}
-	etag := snapshotETag(userID, snapshot.UpdatedAt)
+	etag := snapshotETag(userID, body)
 	setCacheHeaders(w, etag)
-	if noneMatch(r, etag) {
+	if etagMatches(r, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -103,7 +89,7 @@ func setCacheHeaders(w http.ResponseWriter, etag string) {
 
 // dashboardJSON shapes a snapshot into the contract. It converts and checks,
 // but computes nothing: every number is the SQL engine's.
-func dashboardJSON(s cocosql.Snapshot) ([]byte, error) {
+func dashboardJSON(s store.Snapshot) ([]byte, error) {
 	if len(s.DailyActivity) != WindowDays || len(s.DailyDurations) != WindowDays || len(s.DailySentiment) != WindowDays {
 		return nil, fmt.Errorf("snapshot arrays have %d, %d and %d days, want %d",
 			len(s.DailyActivity), len(s.DailyDurations), len(s.DailySentiment), WindowDays)
@@ -135,19 +121,22 @@ func formatTimestamp(t time.Time) string {
 	return t.Format("2006-01-02T15:04:05.000000Z")
 }
 
-// snapshotETag names one stored snapshot: the SQL engine moves a rollup's
-// updated_at, strictly increasing, whenever a number or the window changes,
-// so the user and that instant identify the body without hashing it. The
-// version prefix changes when this package changes how a snapshot is shaped.
-func snapshotETag(userID string, updatedAt time.Time) string {
-	sum := sha256.Sum256([]byte("v1\x00" + userID + "\x00" + updatedAt.UTC().Format(time.RFC3339Nano)))
-	return `"` + hex.EncodeToString(sum[:16]) + `"`
+// snapshotETag names one answer: the user and the exact body, so equal
+// bodies have equal tags whichever server computed them, and any change
+// (a number, the window, lastUpdated) makes a new one. The version prefix
+// changes when this package changes what the tag covers.
+func snapshotETag(userID string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte("v2\x00" + userID + "\x00"))
+	h.Write(body)
+	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
 }
 
-// noneMatch reports whether an If-None-Match header matches etag. It uses
-// the weak comparison RFC 9110 section 13.1.2 prescribes for this header, so
-// W/"x" matches "x", and "*" matches any current snapshot.
-func noneMatch(r *http.Request, etag string) bool {
+// etagMatches reports whether the request's If-None-Match names etag, that
+// is, whether the client already has this answer. It uses the weak
+// comparison RFC 9110 section 13.1.2 prescribes for this header, so W/"x"
+// matches "x", and "*" matches any current snapshot.
+func etagMatches(r *http.Request, etag string) bool {
 	for _, header := range r.Header.Values("If-None-Match") {
 		for _, candidate := range strings.Split(header, ",") {
 			candidate = strings.TrimSpace(candidate)

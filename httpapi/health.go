@@ -7,7 +7,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
-	cocosql "coco/sql"
+	"coco/sql/store"
 )
 
 type statusBody struct {
@@ -31,8 +31,8 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request, _ httprou
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		if !errors.Is(err, cocosql.ErrUnavailable) {
-			err = errors.Join(cocosql.ErrUnavailable, err)
+		if !errors.Is(err, store.ErrUnavailable) {
+			err = errors.Join(store.ErrUnavailable, err)
 		}
 		s.writeError(w, r, err)
 		return
@@ -54,8 +54,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 	defer cancel()
 	version, err := s.store.SchemaVersion(ctx)
 	if err != nil {
-		if !errors.Is(err, cocosql.ErrUnavailable) {
-			err = errors.Join(cocosql.ErrUnavailable, err)
+		if !errors.Is(err, store.ErrUnavailable) {
+			err = errors.Join(store.ErrUnavailable, err)
 		}
 		s.writeError(w, r, err)
 		return

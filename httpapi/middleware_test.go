@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/julienschmidt/httprouter"
 
-	cocosql "coco/sql"
 	"coco/sql/sqltest"
+	"coco/sql/store"
 )
 
 func TestRequestID(t *testing.T) {
@@ -215,7 +215,7 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	server := func(pool *pgxpool.Pool) *testServer {
-		return &testServer{Server: New(cocosql.NewStore(pool), logger, testConfig()), pool: pool, logs: logs}
+		return &testServer{Server: New(store.NewStore(pool), logger, testConfig()), pool: pool, logs: logs}
 	}
 	live := server(sqltest.Pool(t))
 	brokenPool := sqltest.Pool(t)

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"net/http"
 
-	cocosql "coco/sql"
+	"coco/sql/store"
 )
 
 // httpError is an error whose status and detail a client may see.
@@ -51,7 +51,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		he       *httpError
 		invalid  validationErrors
-		conflict *cocosql.ConflictError
+		conflict *store.ConflictError
 		tooLarge *http.MaxBytesError
 	)
 	switch {
@@ -61,7 +61,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusConflict, conflictBody{Status: "conflict", Detail: conflict.Error()})
 	case errors.As(err, &tooLarge):
 		writeJSON(w, errTooLarge.status, detailBody{errTooLarge.detail})
-	case errors.Is(err, cocosql.ErrUnavailable):
+	case errors.Is(err, store.ErrUnavailable):
 		if r.Context().Err() != nil {
 			// The client hung up, which cancelled the query: not an outage.
 			s.logger.Info("client went away", "request_id", requestIDFrom(r.Context()))

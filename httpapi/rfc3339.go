@@ -2,18 +2,9 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
-)
-
-// started_at must be a plausible start of a session that has ended.
-var (
-	// Sessions cannot predate the product: an earlier year is a device whose
-	// clock was reset, and its data would only pollute the rollups.
-	minStartedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	// A device's clock may run a little ahead of ours, by up to 5 minutes;
-	// more than that is a wrong clock, not skew.
-	futureTolerance = 5 * time.Minute
 )
 
 var (
@@ -21,8 +12,9 @@ var (
 	errDateTimeParse = &problem{"datetime_parsing", "Input should be an RFC 3339 date-time with an offset, e.g. 2025-10-22T14:30:00Z"}
 	errDateTimeRange = &problem{"datetime_parsing", "Input should be a valid date-time: a date or time field is out of range"}
 	errNaive         = &problem{"timezone_aware", "Input should have timezone info"}
-	errTooEarly      = &problem{"value_error", "Input should not be before 2000-01-01T00:00:00Z"}
-	errFuture        = &problem{"value_error", "Input should not be more than 5 minutes in the future"}
+	errTooEarly      = &problem{"value_error", "Input should not be before " + minStartedAt.Format(time.RFC3339)}
+	errFuture        = &problem{"value_error",
+		fmt.Sprintf("Input should not be more than %d minutes in the future", int(FutureTolerance/time.Minute))}
 )
 
 // decodeStartedAt reads started_at: an RFC 3339 string with an offset,
@@ -41,7 +33,7 @@ func decodeStartedAt(raw json.RawMessage, now time.Time) (time.Time, *problem) {
 		return time.Time{}, p
 	case t.Before(minStartedAt):
 		return time.Time{}, errTooEarly
-	case t.After(now.Add(futureTolerance)):
+	case t.After(now.Add(FutureTolerance)):
 		return time.Time{}, errFuture
 	}
 	return t, nil

@@ -1,6 +1,6 @@
 // Package httpapi is coco's HTTP layer: it authenticates, validates and logs
 // requests, applies CORS, and shapes what the SQL functions (through
-// coco/sql.Store) return into the JSON the device and the dashboard expect.
+// coco/sql/store) return into the JSON the device and the dashboard expect.
 // It computes no dashboard number itself.
 package httpapi
 
@@ -14,7 +14,8 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
-	cocosql "coco/sql"
+	"coco/sql/migrations"
+	"coco/sql/store"
 )
 
 // Config is what the HTTP layer needs from the environment.
@@ -33,7 +34,7 @@ const defaultDBTimeout = 2 * time.Second
 // Server serves coco's HTTP API. Build it with New; it is safe for
 // concurrent use.
 type Server struct {
-	store  *cocosql.Store
+	store  *store.Store
 	logger *slog.Logger
 	cfg    Config
 	// now is the clock every handler reads, so tests can pin the day.
@@ -48,20 +49,20 @@ type Server struct {
 	router *httprouter.Router
 }
 
-// New returns a Server that reads and writes through store and logs to logger.
-func New(store *cocosql.Store, logger *slog.Logger, cfg Config) *Server {
+// New returns a Server that reads and writes through st and logs to logger.
+func New(st *store.Store, logger *slog.Logger, cfg Config) *Server {
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = defaultDBTimeout
 	}
 	s := &Server{
-		store:           store,
+		store:           st,
 		logger:          logger,
 		cfg:             cfg,
 		now:             time.Now,
 		ingestDigest:    sha256.Sum256([]byte(cfg.IngestToken)),
 		dashboardTokens: digestTokens(cfg.DashboardTokens),
 	}
-	s.expectedVersion = cocosql.ExpectedVersion()
+	s.expectedVersion = migrations.ExpectedVersion()
 	s.router = s.routes()
 	return s
 }

@@ -17,8 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	cocosql "coco/sql"
 	"coco/sql/sqltest"
+	"coco/sql/store"
 )
 
 // Test conventions: t.Parallel() first; setup(t) gives a Server on a fresh
@@ -93,7 +93,7 @@ func newTestServer(t *testing.T, pool *pgxpool.Pool, cfg Config) *testServer {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{Server: New(cocosql.NewStore(pool), logger, cfg), pool: pool, logs: logs}
+	return &testServer{Server: New(store.NewStore(pool), logger, cfg), pool: pool, logs: logs}
 }
 
 // setup returns a server on a fresh migrated database.

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	cocosql "coco/sql"
+	"coco/sql/store"
 )
 
 // target is what one scenario talks to: coco over HTTP, or the same SQL
@@ -17,16 +17,16 @@ import (
 type target struct {
 	host  string // coco's host:port
 	wire  *wire
-	store *cocosql.Store
+	store *store.Store
 }
 
 var sessionSeq atomic.Int64
 
 // nextSession is a new, unique session for one of users users named prefix-N,
 // started in the last six days so every ingest lands in a rollup window.
-func nextSession(prefix string, users int) cocosql.Session {
+func nextSession(prefix string, users int) store.Session {
 	n := sessionSeq.Add(1)
-	return cocosql.Session{
+	return store.Session{
 		SessionID:       fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), n),
 		UserExternalID:  fmt.Sprintf("%s-%d", prefix, n%int64(users)),
 		StartedAt:       time.Now().Add(-time.Duration(n%(6*24*60)) * time.Minute).UTC().Truncate(time.Second),
@@ -50,7 +50,7 @@ func (t target) ingestHTTP(prefix string, users int) request {
 func (t target) ingestSQL(prefix string, users int) request {
 	return func(ctx context.Context, _ int) error {
 		status, err := t.store.Ingest(ctx, nextSession(prefix, users))
-		if err == nil && status != cocosql.Stored {
+		if err == nil && status != store.Stored {
 			err = fmt.Errorf("ingest: %s", status)
 		}
 		return err
@@ -108,7 +108,7 @@ func (t target) etagsOf(users []string) (map[string]string, error) {
 }
 
 // seedWeek gives each user a realistic week: one to three sessions a day.
-func seedWeek(ctx context.Context, store *cocosql.Store, users []string) error {
+func seedWeek(ctx context.Context, st *store.Store, users []string) error {
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	for i, u := range users {
 		for day := range 7 {
@@ -117,7 +117,7 @@ func seedWeek(ctx context.Context, store *cocosql.Store, users []string) error {
 				if start.After(time.Now()) {
 					start = time.Now().Add(-time.Duration(k+1) * time.Minute).Truncate(time.Second)
 				}
-				_, err := store.Ingest(ctx, cocosql.Session{
+				_, err := st.Ingest(ctx, store.Session{
 					SessionID:       fmt.Sprintf("week-%s-%d-%d", u, day, k),
 					UserExternalID:  u,
 					StartedAt:       start,

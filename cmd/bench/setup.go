@@ -19,8 +19,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	cocosql "coco/sql"
-	"coco/sql/localpg"
+	"coco/cmd/internal/localpg"
+	"coco/sql/migrations"
+	"coco/sql/store"
 )
 
 const (
@@ -64,12 +65,11 @@ func freshDatabase(ctx context.Context, server, name string, poolSize int) (stri
 		return "", err
 	}
 	u.Path = "/" + name
-	conn, err := pgx.Connect(ctx, u.String())
+	cfg, err := pgx.ParseConfig(u.String())
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close(ctx)
-	if err := cocosql.Migrate(ctx, conn); err != nil {
+	if _, err := migrations.Migrate(ctx, cfg, migrations.Options{}); err != nil {
 		return "", err
 	}
 	q := u.Query()
@@ -100,7 +100,7 @@ func deploy(ctx context.Context, server, bin, name string, poolSize int) (*deplo
 		pool.Close()
 		return nil, err
 	}
-	t := target{host: proc.host, wire: newWire(proc.host), store: cocosql.NewStore(pool)}
+	t := target{host: proc.host, wire: newWire(proc.host), store: store.NewStore(pool)}
 	return &deployment{target: t, pool: pool, proc: proc}, nil
 }
 

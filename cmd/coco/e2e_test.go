@@ -8,14 +8,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,11 +25,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	cocosql "coco/sql"
+	"coco/sql/migrations"
 	"coco/sql/sqltest"
+	"coco/sql/store"
 )
 
 var (
@@ -99,48 +96,6 @@ func runCoco(t *testing.T, env map[string]string, args ...string) result {
 		t.Fatalf("run coco %q: %v", args, err)
 	}
 	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
-}
-
-// emptyDatabase creates a database with no tables on the test server and
-// returns its URL; it is dropped when the test ends.
-func emptyDatabase(t *testing.T) string {
-	t.Helper()
-	server := sqltest.ServerURL(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, server)
-	if err != nil {
-		t.Fatalf("connect to the test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	name := "coco_e2e_" + randomHex(t)
-	if _, err := conn.Exec(ctx, "create database "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, server)
-		if err != nil {
-			t.Errorf("connect to drop %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "drop database "+name+" with (force)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatalf("parse TEST_DATABASE_URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-func randomHex(t *testing.T) string {
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 func openTestPool(t *testing.T, dbURL string) *pgxpool.Pool {
@@ -506,7 +461,7 @@ func TestServeStartsWhileTheDatabaseIsDown(t *testing.T) {
 
 func TestServeMigrateFlag(t *testing.T) {
 	t.Parallel()
-	p := startServe(t, serveEnv(emptyDatabase(t)), "-migrate")
+	p := startServe(t, serveEnv(sqltest.EmptyURL(t, "")), "-migrate")
 	waitStatus(t, p.base+"/readyz", http.StatusOK, 10*time.Second)
 	if out := p.output(); !strings.Contains(out, `"msg":"migrated","from_version":0`) {
 		t.Errorf("output lacks a \"migrated\" line from version 0:\n%s", out)
@@ -521,10 +476,10 @@ func TestServeMigrateFlag(t *testing.T) {
 
 func TestMigrateAnEmptyDatabase(t *testing.T) {
 	t.Parallel()
-	dbURL := emptyDatabase(t)
+	dbURL := sqltest.EmptyURL(t, "")
 	// The original FastAPI service's SQLAlchemy form of the URL works as well.
 	env := map[string]string{"DATABASE_URL": strings.Replace(dbURL, "postgres://", "postgresql+psycopg://", 1)}
-	want := cocosql.ExpectedVersion()
+	want := migrations.ExpectedVersion()
 
 	if r := runCoco(t, env, "seed-demo"); r.code != 1 || !strings.Contains(r.stderr, "run `coco migrate`") {
 		t.Errorf("seed-demo before migrate = %d %q, want 1 and a hint to run coco migrate", r.code, r.stderr)
@@ -533,12 +488,12 @@ func TestMigrateAnEmptyDatabase(t *testing.T) {
 	if wantOut := fmt.Sprintf("schema migrated from version 0 to %d\n", want); r.code != 0 || r.stdout != wantOut {
 		t.Fatalf("migrate = %d, stdout %q, stderr %q; want 0 and %q", r.code, r.stdout, r.stderr, wantOut)
 	}
-	got, err := cocosql.NewStore(openTestPool(t, dbURL)).SchemaVersion(context.Background())
+	got, err := store.NewStore(openTestPool(t, dbURL)).SchemaVersion(context.Background())
 	if err != nil || got != want {
 		t.Errorf("SchemaVersion after migrate = %d, %v; want %d", got, err, want)
 	}
 	r = runCoco(t, env, "migrate")
-	if wantOut := fmt.Sprintf("schema already at version %d\n", want); r.code != 0 || r.stdout != wantOut {
+	if wantOut := fmt.Sprintf("schema already at version %d: nothing to do\n", want); r.code != 0 || r.stdout != wantOut {
 		t.Errorf("second migrate = %d, stdout %q, stderr %q; want 0 and %q", r.code, r.stdout, r.stderr, wantOut)
 	}
 }
@@ -546,7 +501,7 @@ func TestMigrateAnEmptyDatabase(t *testing.T) {
 func TestMigrateRefusesANewerDatabase(t *testing.T) {
 	t.Parallel()
 	dbURL := sqltest.URL(t, sqltest.ServerURL(t))
-	if _, err := openTestPool(t, dbURL).Exec(context.Background(), `update `+cocosql.VersionTable+` set version = version + 1`); err != nil {
+	if _, err := openTestPool(t, dbURL).Exec(context.Background(), `update `+migrations.VersionTable+` set version = version + 1`); err != nil {
 		t.Fatal(err)
 	}
 	r := runCoco(t, map[string]string{"DATABASE_URL": dbURL}, "migrate")
@@ -579,7 +534,7 @@ func TestSeedDemoIsSafeToRerun(t *testing.T) {
 	dbURL := sqltest.URL(t, sqltest.ServerURL(t))
 	env := map[string]string{"DATABASE_URL": dbURL}
 	pool := openTestPool(t, dbURL)
-	store := cocosql.NewStore(pool)
+	store := store.NewStore(pool)
 	ctx := context.Background()
 
 	stored, duplicate, _ := seedCounts(t, env)
@@ -712,7 +667,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"migrate", "now"}, 2, "unexpected argument \"now\""},
 		{[]string{"seed-demo", "-h"}, 0, "-reset"},
 		{[]string{"seed-demo", "-user", "a/b"}, 2, "-user must be an external user id"},
-		{[]string{"seed-demo", "-user", "a\u200bb"}, 2, "-user must be an external user id: String should not contain"},
+		{[]string{"seed-demo", "-user", "a\u200bb"}, 2, "-user must be an external user id: String should hold only visible characters"},
 		{[]string{"seed-demo", "-user", "*"}, 2, "-user must be one external user id, not *"},
 		{[]string{"recompute", "-h"}, 0, "-stale"},
 		{[]string{"recompute"}, 2, "give exactly one of -user, -all and -stale"},

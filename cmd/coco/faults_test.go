@@ -25,9 +25,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	cocosql "coco/sql"
-	"coco/sql/localpg"
+	"coco/cmd/internal/localpg"
 	"coco/sql/sqltest"
+	"coco/sql/migrations"
 )
 
 // faultDeadline is how long a 503 may take with DB_TIMEOUT=1s: the deadline
@@ -61,12 +61,11 @@ func migrateCluster(t *testing.T, c *localpg.Cluster) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.URL())
+	cfg, err := pgx.ParseConfig(c.URL())
 	if err != nil {
-		t.Fatalf("connect to migrate: %v", err)
+		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	if err := cocosql.Migrate(ctx, conn); err != nil {
+	if _, err := migrations.Migrate(ctx, cfg, migrations.Options{}); err != nil {
 		t.Fatal(err)
 	}
 }

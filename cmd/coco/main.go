@@ -18,7 +18,8 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	cocosql "coco/sql"
+	"coco/sql/migrations"
+	"coco/sql/store"
 )
 
 // Exit statuses: 2 is what the flag package and most Unix tools use for
@@ -169,36 +170,18 @@ func openPool(ctx context.Context, cfg DBConfig) (*pgxpool.Pool, error) {
 	return pgxpool.NewWithConfig(ctx, pc)
 }
 
-// migrateSchema brings the schema to this binary's version and returns the
-// versions before and after. It refuses a database newer than the binary:
-// an old release must not undo a newer one's migrations.
-func migrateSchema(ctx context.Context, pool *pgxpool.Pool) (from, to int32, err error) {
-	store := cocosql.NewStore(pool)
-	want := cocosql.ExpectedVersion()
-	if from, err = store.SchemaVersion(ctx); err != nil {
-		return 0, 0, fmt.Errorf("read the schema version: %w", err)
-	}
-	if from > want {
-		return from, from, fmt.Errorf("the database schema is at version %d, newer than this binary's %d: deploy the newer binary", from, want)
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return from, from, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Release()
-	if err := cocosql.Migrate(ctx, conn.Conn()); err != nil {
-		return from, from, err
-	}
-	to, err = store.SchemaVersion(ctx)
-	return from, to, err
+// migrateSchema brings the schema at pool's database to this binary's
+// version on a connection of its own (see migrations.Migrate).
+func migrateSchema(ctx context.Context, pool *pgxpool.Pool, o migrations.Options) (migrations.Result, error) {
+	return migrations.Migrate(ctx, pool.Config().ConnConfig, o)
 }
 
 // requireSchema fails unless the database is at this binary's version, so a
 // command on an unmigrated database says so instead of "function does not
 // exist".
 func requireSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	want := cocosql.ExpectedVersion()
-	got, err := cocosql.NewStore(pool).SchemaVersion(ctx)
+	want := migrations.ExpectedVersion()
+	got, err := store.NewStore(pool).SchemaVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("read the schema version: %w", err)
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	cocosql "coco/sql"
+	"coco/sql/store"
 )
 
 func runRecompute(ctx context.Context, c cli, args []string) int {
@@ -34,11 +34,11 @@ same SQL the ingest trigger runs. Give exactly one of the flags.
 		return code
 	}
 	defer pool.Close()
-	store := cocosql.NewStore(pool)
+	st := store.NewStore(pool)
 
 	switch {
 	case *user != "":
-		found, err := store.RecomputeUser(ctx, *user)
+		found, err := st.RecomputeUser(ctx, *user)
 		if err != nil {
 			return c.fail("recompute", err)
 		}
@@ -47,13 +47,13 @@ same SQL the ingest trigger runs. Give exactly one of the flags.
 		}
 		fmt.Fprintf(c.stdout, "recomputed the rollup of %s\n", *user)
 	case *all:
-		n, err := store.RecomputeAll(ctx)
+		n, err := st.RecomputeAll(ctx)
 		if err != nil {
 			return c.fail("recompute", err)
 		}
 		fmt.Fprintf(c.stdout, "recomputed %d rollups\n", n)
 	case *stale:
-		n, err := store.RefreshStale(ctx)
+		n, err := st.RefreshStale(ctx)
 		if err != nil {
 			return c.fail("recompute", err)
 		}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"coco/httpapi"
-	cocosql "coco/sql"
+	"coco/sql/store"
 )
 
 func runSeedDemo(ctx context.Context, c cli, args []string) int {
@@ -42,10 +42,10 @@ nothing new and reports duplicates, so it is safe to repeat.
 		return code
 	}
 	defer pool.Close()
-	store := cocosql.NewStore(pool)
+	st := store.NewStore(pool)
 
 	if *reset {
-		n, err := store.DeleteSessions(ctx, *user)
+		n, err := st.DeleteSessions(ctx, *user)
 		if err != nil {
 			return c.fail("seed-demo", err)
 		}
@@ -54,14 +54,14 @@ nothing new and reports duplicates, so it is safe to repeat.
 	now := time.Now().UTC()
 	var stored, duplicate, conflict int
 	for _, s := range demoSessions(*user, now) {
-		status, err := store.Ingest(ctx, s)
-		var conflictErr *cocosql.ConflictError
+		status, err := st.Ingest(ctx, s)
+		var conflictErr *store.ConflictError
 		switch {
 		case errors.As(err, &conflictErr):
 			conflict++
 		case err != nil:
 			return c.fail("seed-demo", fmt.Errorf("store %s: %w", s.SessionID, err))
-		case status == cocosql.Duplicate:
+		case status == store.Duplicate:
 			duplicate++
 		default:
 			stored++
@@ -81,9 +81,9 @@ nothing new and reports duplicates, so it is safe to repeat.
 // A day's sessions depend only on the user and the date, so a rerun (even
 // on a later day) reproduces the ones it stored before; sessions that have
 // not ended by now are left out.
-func demoSessions(user string, now time.Time) []cocosql.Session {
+func demoSessions(user string, now time.Time) []store.Session {
 	today := now.UTC().Truncate(24 * time.Hour)
-	var out []cocosql.Session
+	var out []store.Session
 	for back := 6; back >= 0; back-- {
 		day := today.AddDate(0, 0, -back)
 		h := fnv.New64a()
@@ -104,7 +104,7 @@ func demoSessions(user string, now time.Time) []cocosql.Session {
 			if started.Add(duration).After(now) {
 				continue
 			}
-			out = append(out, cocosql.Session{
+			out = append(out, store.Session{
 				SessionID:       demoSessionID(user, day, i+1),
 				UserExternalID:  user,
 				StartedAt:       started,

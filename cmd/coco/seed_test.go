@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	cocosql "coco/sql"
+	"coco/sql/store"
 )
 
 func TestDemoSessionsAreReproducibleAndEnded(t *testing.T) {
@@ -19,7 +19,7 @@ func TestDemoSessionsAreReproducibleAndEnded(t *testing.T) {
 	}
 	// A rerun the next day reproduces the six days the weeks share, so it
 	// reports them as duplicates rather than conflicts.
-	byID := map[string]cocosql.Session{}
+	byID := map[string]store.Session{}
 	for _, s := range demoSessions("demo-user", now.Add(24*time.Hour)) {
 		byID[s.SessionID] = s
 	}

@@ -14,7 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"coco/httpapi"
-	cocosql "coco/sql"
+	"coco/sql/migrations"
+	"coco/sql/store"
 )
 
 var serveVarsHelp = fmt.Sprintf(`  INGEST_SERVICE_TOKEN  bearer token of the device's ingest calls (required)
@@ -94,16 +95,16 @@ func (s *server) Run(ctx context.Context) error {
 	}
 	s.pool = pool
 	if s.migrate {
-		from, to, err := migrateSchema(ctx, pool)
+		res, err := migrateSchema(ctx, pool, migrations.Options{})
 		if err != nil {
 			pool.Close()
 			return fmt.Errorf("migrate: %w", err)
 		}
-		s.logger.Info("migrated", "from_version", from, "to_version", to)
+		s.logger.Info("migrated", "from_version", res.From, "to_version", res.To)
 	}
 
 	dbTimeout := time.Duration(s.cfg.DBTimeout)
-	s.api = httpapi.New(cocosql.NewStore(pool), s.logger, httpapi.Config{
+	s.api = httpapi.New(store.NewStore(pool), s.logger, httpapi.Config{
 		IngestToken:     string(s.cfg.IngestToken),
 		DashboardTokens: s.cfg.DashboardTokens,
 		DashboardOrigin: string(s.cfg.DashboardOrigin),

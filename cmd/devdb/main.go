@@ -22,7 +22,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"coco/sql/localpg"
+	"coco/cmd/internal/localpg"
 )
 
 const usage = `usage: devdb <command> [-dir DIR]

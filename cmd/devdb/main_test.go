@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"coco/sql/localpg"
+	"coco/cmd/internal/localpg"
 )
 
 func runDevdb(args ...string) (code int, stdout, stderr string) {

@@ -14,7 +14,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // pgtestdb talks database/sql with driver "pgx"
 	"github.com/peterldowns/pgtestdb"
 
-	schema "coco/sql"
+	"coco/sql/migrations"
 )
 
 // ServerURL is the server tests create their databases on: TEST_DATABASE_URL,
@@ -62,6 +62,45 @@ func dbName(u *url.URL) string {
 	return "postgres"
 }
 
+// EmptyURL creates a database with no tables on the test server, with the
+// options of CREATE DATABASE in with (such as "template template0
+// lc_ctype 'C.UTF-8'"; "" for none), and returns its URL. The database is
+// dropped when the test ends.
+func EmptyURL(t testing.TB, with string) string {
+	t.Helper()
+	server := ServerURL(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		t.Fatalf("connect to the test server: %v", err)
+	}
+	defer conn.Close(ctx)
+	var name string
+	if err := conn.QueryRow(ctx, `select 'coco_empty_' || md5(random()::text)`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "create database "+name+" "+with); err != nil {
+		t.Fatalf("create database %s %s: %v", name, with, err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, server)
+		if err != nil {
+			t.Errorf("connect to drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "drop database "+name+" with (force)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatalf("parse the server URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
 // Pool returns a pool on a fresh migrated database of its own, closed when
 // the test ends.
 func Pool(t testing.TB) *pgxpool.Pool {
@@ -77,16 +116,15 @@ func Pool(t testing.TB) *pgxpool.Pool {
 // Migrator applies coco's embedded tern migrations to pgtestdb's template.
 type Migrator struct{}
 
-// Hash covers every embedded SQL file, so editing a migration or an engine
-// function rebuilds the template.
-func (Migrator) Hash() (string, error) { return schema.MigrationsHash() }
+// Hash covers every migration, so editing one rebuilds the template.
+func (Migrator) Hash() (string, error) { return migrations.Hash(migrations.Files) }
 
 // Migrate runs the same migrations the binary runs.
 func (Migrator) Migrate(ctx context.Context, _ *sql.DB, conf pgtestdb.Config) error {
-	conn, err := pgx.Connect(ctx, conf.URL())
+	cfg, err := pgx.ParseConfig(conf.URL())
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
-	return schema.Migrate(ctx, conn)
+	_, err = migrations.Migrate(ctx, cfg, migrations.Options{})
+	return err
 }

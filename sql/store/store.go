@@ -1,13 +1,18 @@
-package sql
+// Package store is the Go that calls coco's SQL engine (the functions the
+// migrations in coco/sql/migrations install), and the one place where the
+// driver's errors become coco's: ErrUnavailable, ConflictError, or an
+// internal error.
+package store
 
 import (
 	"context"
 	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"coco/sql/migrations"
 )
 
 // Store calls coco's SQL functions. It computes nothing itself: every number
@@ -63,9 +68,10 @@ type Snapshot struct {
 	UpdatedAt          time.Time
 }
 
-// Dashboard returns the snapshot of the user with externalID for the window
-// ending on the day of now, creating the user and recomputing a missing or
-// outdated rollup as coco.dashboard does.
+// Dashboard returns the snapshot of the user with externalID at the instant
+// now, as coco.dashboard_snapshot computes it: the stored rollup when it is
+// current, a fresh one for a known user whose window moved on, the empty
+// state for an unknown user. It never creates a user.
 func (st *Store) Dashboard(ctx context.Context, externalID string, now time.Time) (Snapshot, error) {
 	var s Snapshot
 	err := st.retry(ctx, func() error {
@@ -73,30 +79,12 @@ func (st *Store) Dashboard(ctx context.Context, externalID string, now time.Time
 		return st.pool.QueryRow(ctx,
 			`select window_end, streak_days, daily_activity, daily_durations, daily_sentiment::float8[],
 			        last_session_at, avg_duration_minutes, current_tone, updated_at
-			   from coco.dashboard($1, coco.day_of($2))`,
+			   from coco.dashboard_snapshot($1, $2)`,
 			externalID, now,
 		).Scan(&s.WindowEnd, &s.StreakDays, &s.DailyActivity, &s.DailyDurations, &s.DailySentiment,
 			&s.LastSessionAt, &s.AvgDurationMinutes, &s.CurrentTone, &s.UpdatedAt)
 	})
 	return s, err
-}
-
-// DashboardVersion returns the UpdatedAt of the snapshot Dashboard would
-// return for externalID at now, if that snapshot is already stored; ok is
-// false when Dashboard has work to do (an unknown user or an old window).
-// It only reads, so answering "not modified" costs one indexed lookup.
-func (st *Store) DashboardVersion(ctx context.Context, externalID string, now time.Time) (version time.Time, ok bool, err error) {
-	err = st.retry(ctx, func() error {
-		err := st.pool.QueryRow(ctx,
-			`select v from coco.dashboard_version($1, coco.day_of($2)) as v`, externalID, now,
-		).Scan(&version)
-		ok = err == nil
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		return err
-	})
-	return version, ok, err
 }
 
 // RecomputeUser rebuilds the rollup of the user with externalID for today and
@@ -158,32 +146,40 @@ func (st *Store) RefreshStale(ctx context.Context) (int, error) {
 // DeleteSessions removes every session of the user with externalID (the
 // trigger recomputes the rollup) and returns how many it removed.
 func (st *Store) DeleteSessions(ctx context.Context, externalID string) (int64, error) {
-	tag, err := st.pool.Exec(ctx,
-		`delete from sessions where user_id = (select id from users where external_id = $1)`, externalID)
-	return tag.RowsAffected(), classify(ctx, err)
+	var n int64
+	err := st.retry(ctx, func() error {
+		tag, err := st.pool.Exec(ctx,
+			`delete from sessions where user_id = (select id from users where external_id = $1)`, externalID)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // Ping checks that the database answers a query.
 func (st *Store) Ping(ctx context.Context) error {
-	_, err := st.pool.Exec(ctx, `select 1`)
-	return classify(ctx, err)
+	return st.retry(ctx, func() error {
+		_, err := st.pool.Exec(ctx, `select 1`)
+		return err
+	})
 }
 
 // SchemaVersion is the migration version the database is at; 0 before the
 // first migration.
 func (st *Store) SchemaVersion(ctx context.Context) (int32, error) {
 	var v int32
-	err := st.pool.QueryRow(ctx, `select version from `+VersionTable).Scan(&v)
+	err := st.retry(ctx, func() error {
+		return st.pool.QueryRow(ctx, `select version from `+migrations.VersionTable).Scan(&v)
+	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: never migrated
 		return 0, nil
 	}
-	return v, classify(ctx, err)
+	return v, err
 }
 
-// retry runs fn once more when the database aborted it for a serialization
-// failure or a deadlock, which a second attempt normally clears; then it
-// classifies the error.
+// retry runs fn once more when a second attempt is likely to succeed at once
+// (see isRetryable) and the deadline allows, then classifies the error.
 func (st *Store) retry(ctx context.Context, fn func() error) error {
 	err := fn()
 	if isRetryable(err) && ctx.Err() == nil {

@@ -1,4 +1,4 @@
-package sql_test
+package migrations_test
 
 import (
 	"errors"
@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"coco/sql"
 	"coco/sql/sqltest"
+	"coco/sql/store"
 )
 
 const ingestSQL = `select coco.ingest_session($1, $2, $3::timestamptz, $4::int, $5::numeric)`
@@ -101,9 +101,9 @@ func TestIngestSessionConflict(t *testing.T) {
 func TestStoreIngest(t *testing.T) {
 	t.Parallel()
 	pool := sqltest.Pool(t)
-	store := sql.NewStore(pool)
+	st := store.NewStore(pool)
 	start := todayStart(t, pool)
-	s := sql.Session{SessionID: "s1", UserExternalID: "dana", StartedAt: start, DurationSeconds: 150, SentimentScore: 0.68}
+	s := store.Session{SessionID: "s1", UserExternalID: "dana", StartedAt: start, DurationSeconds: 150, SentimentScore: 0.68}
 	plus2 := s
 	plus2.StartedAt = start.In(time.FixedZone("+02:00", 2*60*60))
 	longer := s
@@ -114,31 +114,31 @@ func TestStoreIngest(t *testing.T) {
 
 	steps := []struct {
 		name       string
-		session    sql.Session
-		want       sql.IngestStatus
+		session    store.Session
+		want       store.IngestStatus
 		wantFields string // "" = no conflict
 	}{
-		{"first time", s, sql.Stored, ""},
-		{"resent", s, sql.Duplicate, ""},
-		{"same instant in +02:00", plus2, sql.Duplicate, ""},
+		{"first time", s, store.Stored, ""},
+		{"resent", s, store.Duplicate, ""},
+		{"same instant in +02:00", plus2, store.Duplicate, ""},
 		{"another duration", longer, "", "duration_seconds"},
 		{"another user and score", elsewhere, "", "user_external_id, sentiment_score"},
 	}
-	for _, st := range steps {
-		got, err := store.Ingest(t.Context(), st.session)
-		if st.wantFields == "" {
-			if err != nil || got != st.want {
-				t.Errorf("%s: Ingest = %q, %v; want %q", st.name, got, err, st.want)
+	for _, step := range steps {
+		got, err := st.Ingest(t.Context(), step.session)
+		if step.wantFields == "" {
+			if err != nil || got != step.want {
+				t.Errorf("%s: Ingest = %q, %v; want %q", step.name, got, err, step.want)
 			}
 			continue
 		}
-		var conflict *sql.ConflictError
-		if !errors.As(err, &conflict) || conflict.Fields != st.wantFields {
-			t.Errorf("%s: Ingest error %v, want a *ConflictError naming %q", st.name, err, st.wantFields)
+		var conflict *store.ConflictError
+		if !errors.As(err, &conflict) || conflict.Fields != step.wantFields {
+			t.Errorf("%s: Ingest error %v, want a *ConflictError naming %q", step.name, err, step.wantFields)
 		}
 	}
 
-	snap, err := store.Dashboard(t.Context(), "dana", time.Now())
+	snap, err := st.Dashboard(t.Context(), "dana", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

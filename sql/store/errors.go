@@ -1,18 +1,17 @@
-package sql
+package store
 
 import (
 	"context"
 	"errors"
 	"io"
 	"net"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// ErrUnavailable means the database could not answer in time: it is down,
-// restarting, overloaded, or the request's deadline passed. Callers answer
-// 503 and the client retries later.
+// ErrUnavailable means the database could not answer now: it is down,
+// restarting, out of room or connections, or the request's deadline passed.
+// Callers answer 503 and the client retries later.
 var ErrUnavailable = errors.New("database unavailable")
 
 // ConflictError means a session_id is already stored with other values.
@@ -25,19 +24,22 @@ func (e *ConflictError) Error() string {
 	return "session_id is already stored with different values: " + e.Fields
 }
 
-// SQLSTATEs besides class 08 (connection exceptions) that mean "try again
-// later" rather than "this request is wrong".
+// unavailableClasses are the SQLSTATE classes that say "not now": connection
+// exceptions (08), insufficient resources such as a full disk or too many
+// connections (53), and operator intervention such as a shutdown, a
+// cancelled statement or an idle-session timeout (57).
+var unavailableClasses = map[string]bool{"08": true, "53": true, "57": true}
+
+// unavailableCodes are the other SQLSTATEs that a later retry can cure.
 var unavailableCodes = map[string]bool{
 	"25006": true, // read_only_sql_transaction (a standby after a failover)
+	"25P03": true, // idle_in_transaction_session_timeout
+	"25P04": true, // transaction_timeout (PostgreSQL 17)
 	"3F000": true, // invalid_schema_name: schema coco is missing, not migrated yet
 	"40001": true, // serialization_failure, once the retry failed too
 	"40P01": true, // deadlock_detected, once the retry failed too
-	"53300": true, // too_many_connections
-	"55P03": true, // lock_not_available (lock_timeout)
-	"57014": true, // query_canceled (statement_timeout)
-	"57P01": true, // admin_shutdown
-	"57P02": true, // crash_shutdown
-	"57P03": true, // cannot_connect_now (starting up, shutting down)
+	"55P03": true, // lock_not_available (lock_timeout), e.g. during a migration
+	"58030": true, // io_error
 }
 
 // classify maps a driver error to ErrUnavailable, *ConflictError or itself
@@ -51,7 +53,7 @@ func classify(ctx context.Context, err error) error {
 		switch {
 		case pgErr.Code == "CC409":
 			return &ConflictError{Fields: pgErr.Detail}
-		case unavailableCodes[pgErr.Code] || strings.HasPrefix(pgErr.Code, "08"):
+		case unavailableCodes[pgErr.Code] || len(pgErr.Code) == 5 && unavailableClasses[pgErr.Code[:2]]:
 			return errors.Join(ErrUnavailable, err)
 		}
 		return err
@@ -67,8 +69,8 @@ func classify(ctx context.Context, err error) error {
 
 // isConnectionLost reports whether the connection ended under a query: the
 // backend or the whole server died without a word (SIGKILL, OOM killer, a
-// lost host), so pgx read EOF where a message was due. pgx returns the
-// io error itself, which is no net.Error.
+// lost host, a proxy's idle cut), so pgx read EOF where a message was due.
+// pgx returns the io error itself, which is no net.Error.
 func isConnectionLost(err error) bool {
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, pgconn.ErrConnClosed)
 }
@@ -78,7 +80,22 @@ func isConnectError(err error) bool {
 	return errors.As(err, &connErr)
 }
 
+// isRetryable reports whether running the same call again may succeed at
+// once: the server aborted it for a serialization failure or a deadlock,
+// or the connection it ran on had been closed by the server or a proxy
+// while it sat idle in the pool (idle-session timeout, a restart, a cut),
+// so the pool will hand out a fresh one. Every store call is idempotent,
+// so running it twice is safe even if the first attempt took effect.
 func isRetryable(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "40001", "40P01", // serialization_failure, deadlock_detected
+			"57P01", "57P05", // admin_shutdown, idle_session_timeout: the FATAL that closed an idle connection
+			"08006", "08003": // connection_failure, connection_does_not_exist
+			return true
+		}
+		return false
+	}
+	return pgconn.SafeToRetry(err) || isConnectionLost(err)
 }

@@ -1,4 +1,4 @@
-package sql
+package store
 
 import (
 	"context"
@@ -97,6 +97,14 @@ func TestClassify(t *testing.T) {
 		{"crash shutdown 57P02", nil, pgErr("57P02"), true},
 		{"cannot connect now 57P03", nil, pgErr("57P03"), true},
 		{"57P03 while connecting", nil, fmt.Errorf("failed to connect: %w", pgErr("57P03")), true},
+		{"idle-session timeout 57P05", nil, pgErr("57P05"), true},
+		{"disk full 53100", nil, pgErr("53100"), true},
+		{"out of memory 53200", nil, pgErr("53200"), true},
+		{"insufficient resources 53000", nil, pgErr("53000"), true},
+		{"I/O error 58030", nil, pgErr("58030"), true},
+		{"idle in transaction timeout 25P03", nil, pgErr("25P03"), true},
+		{"undefined file 58P01", nil, pgErr("58P01"), false},
+		{"internal error XX000", nil, pgErr("XX000"), false},
 		{"syntax error 42601", nil, pgErr("42601"), false},
 		{"undefined function 42883", nil, pgErr("42883"), false},
 		{"invalid schema name 3F000 (not migrated)", nil, pgErr("3F000"), true},
@@ -160,8 +168,11 @@ func TestRetry(t *testing.T) {
 		{"deadlock, then connection lost", nil, []error{pgErr("40P01"), io.ErrUnexpectedEOF}, 2, "", true},
 		{"no retry once the deadline passed", expired, []error{pgErr("40001")}, 1, "40001", true},
 		{"syntax error is not retried", nil, []error{pgErr("42601")}, 1, "42601", false},
-		{"a connection error is not retried", nil, []error{io.ErrUnexpectedEOF}, 1, "", true},
-		{"admin shutdown is not retried", nil, []error{pgErr("57P01")}, 1, "57P01", true},
+		{"a lost connection, then success on a fresh one", nil, []error{io.ErrUnexpectedEOF}, 2, "", false},
+		{"idle-session timeout, then success", nil, []error{pgErr("57P05")}, 2, "", false},
+		{"admin shutdown of an idle connection, then success", nil, []error{pgErr("57P01")}, 2, "", false},
+		{"connection lost twice: retried once only", nil, []error{io.EOF, io.EOF}, 2, "", true},
+		{"a full disk is not retried", nil, []error{pgErr("53100")}, 1, "53100", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	cocosql "coco/sql"
+	"coco/sql/store"
 )
 
 // decodeNow is the clock of the decoder tests.
@@ -288,26 +288,26 @@ func TestDecodeAcceptsTheContract(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		body string
-		want func(t *testing.T, s cocosql.Session)
+		want func(t *testing.T, s store.Session)
 	}{
-		{"the original FastAPI service's example", body(nil), func(t *testing.T, s cocosql.Session) {
+		{"the original FastAPI service's example", body(nil), func(t *testing.T, s store.Session) {
 			if s.SessionID != "s-1" || s.UserExternalID != "u-1" || s.DurationSeconds != 720 || s.SentimentScore != 0.68 ||
 				!s.StartedAt.Equal(time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)) {
 				t.Errorf("decoded %+v", s)
 			}
 		}},
-		{"128-character ids", body(map[string]string{"session_id": `"` + long + `"`, "user_external_id": `"` + long + `"`}), func(t *testing.T, s cocosql.Session) {
+		{"128-character ids", body(map[string]string{"session_id": `"` + long + `"`, "user_external_id": `"` + long + `"`}), func(t *testing.T, s store.Session) {
 			if s.SessionID != long || s.UserExternalID != long {
 				t.Errorf("ids not kept whole")
 			}
 		}},
 		{"unicode user", body(map[string]string{"user_external_id": `"ümlaut-ユーザー-😀"`}), nil},
-		{"escaped ids", body(map[string]string{"session_id": `"a\"b\\c\u00e9\ud83d\ude00"`}), func(t *testing.T, s cocosql.Session) {
+		{"escaped ids", body(map[string]string{"session_id": `"a\"b\\c\u00e9\ud83d\ude00"`}), func(t *testing.T, s store.Session) {
 			if s.SessionID != "a\"b\\cé😀" {
 				t.Errorf("session_id = %q", s.SessionID)
 			}
 		}},
-		{"escaped backslash before u", body(map[string]string{"session_id": `"\\ud800"`}), func(t *testing.T, s cocosql.Session) {
+		{"escaped backslash before u", body(map[string]string{"session_id": `"\\ud800"`}), func(t *testing.T, s store.Session) {
 			if s.SessionID != `\ud800` {
 				t.Errorf("session_id = %q", s.SessionID)
 			}
@@ -315,12 +315,12 @@ func TestDecodeAcceptsTheContract(t *testing.T) {
 		{"duration bounds 0", body(map[string]string{"duration_seconds": "0"}), nil},
 		{"duration bounds 86400", body(map[string]string{"duration_seconds": "86400"}), nil},
 		{"duration minus zero", body(map[string]string{"duration_seconds": "-0"}), nil},
-		{"duration as Python's float 720.0", body(map[string]string{"duration_seconds": "720.0"}), func(t *testing.T, s cocosql.Session) {
+		{"duration as Python's float 720.0", body(map[string]string{"duration_seconds": "720.0"}), func(t *testing.T, s store.Session) {
 			if s.DurationSeconds != 720 {
 				t.Errorf("duration = %d", s.DurationSeconds)
 			}
 		}},
-		{"duration with an integral exponent", body(map[string]string{"duration_seconds": "7.2e2"}), func(t *testing.T, s cocosql.Session) {
+		{"duration with an integral exponent", body(map[string]string{"duration_seconds": "7.2e2"}), func(t *testing.T, s store.Session) {
 			if s.DurationSeconds != 720 {
 				t.Errorf("duration = %d", s.DurationSeconds)
 			}
@@ -328,17 +328,17 @@ func TestDecodeAcceptsTheContract(t *testing.T) {
 		{"sentiment 0", body(map[string]string{"sentiment_score": "0"}), nil},
 		{"sentiment 1", body(map[string]string{"sentiment_score": "1"}), nil},
 		{"sentiment 1.0", body(map[string]string{"sentiment_score": "1.0"}), nil},
-		{"sentiment with exponent", body(map[string]string{"sentiment_score": "5e-1"}), func(t *testing.T, s cocosql.Session) {
+		{"sentiment with exponent", body(map[string]string{"sentiment_score": "5e-1"}), func(t *testing.T, s store.Session) {
 			if s.SentimentScore != 0.5 {
 				t.Errorf("sentiment = %v", s.SentimentScore)
 			}
 		}},
-		{"sentiment minus zero", body(map[string]string{"sentiment_score": "-0.0"}), func(t *testing.T, s cocosql.Session) {
+		{"sentiment minus zero", body(map[string]string{"sentiment_score": "-0.0"}), func(t *testing.T, s store.Session) {
 			if math.Signbit(s.SentimentScore) {
 				t.Errorf("sentiment -0 kept its sign")
 			}
 		}},
-		{"offset", body(map[string]string{"started_at": `"2026-03-10T12:00:00+02:00"`}), func(t *testing.T, s cocosql.Session) {
+		{"offset", body(map[string]string{"started_at": `"2026-03-10T12:00:00+02:00"`}), func(t *testing.T, s store.Session) {
 			if !s.StartedAt.Equal(time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)) {
 				t.Errorf("started_at = %v", s.StartedAt)
 			}
@@ -347,7 +347,7 @@ func TestDecodeAcceptsTheContract(t *testing.T) {
 		{"offset -00:00", body(map[string]string{"started_at": `"2026-03-10T10:00:00-00:00"`}), nil},
 		{"lower-case t and z", body(map[string]string{"started_at": `"2026-03-10t10:00:00z"`}), nil},
 		{"space separator", body(map[string]string{"started_at": `"2026-03-10 10:00:00+00:00"`}), nil},
-		{"Python isoformat", body(map[string]string{"started_at": `"2026-03-10T10:00:00.123456+00:00"`}), func(t *testing.T, s cocosql.Session) {
+		{"Python isoformat", body(map[string]string{"started_at": `"2026-03-10T10:00:00.123456+00:00"`}), func(t *testing.T, s store.Session) {
 			if s.StartedAt.Nanosecond() != 123456000 {
 				t.Errorf("fraction = %d ns", s.StartedAt.Nanosecond())
 			}

@@ -1,4 +1,4 @@
-package sql_test
+package migrations_test
 
 import (
 	"errors"
@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"coco/sql"
 	"coco/sql/sqltest"
+	"coco/sql/store"
 )
 
 func TestDashboardShiftsStoredWindowToToday(t *testing.T) {
@@ -107,8 +107,8 @@ func TestDashboardOverviewShowsStale(t *testing.T) {
 	ctx := t.Context()
 	// The view judges staleness against the real today.
 	for _, q := range []string{
-		`select coco.dashboard('yesterdays', coco.today() - 1)`,
-		`select coco.dashboard('todays', coco.today())`,
+		`select coco.recompute_rollups(array[coco.ensure_user('yesterdays')], coco.today() - 1)`,
+		`select coco.recompute_rollups(array[coco.ensure_user('todays')], coco.today())`,
 		`insert into users (external_id) values ('never')`,
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {
@@ -233,7 +233,7 @@ func TestUpdatedAtIncreasesWithEveryChangeInOneTransaction(t *testing.T) {
 func TestBulkRecomputesGoInBatches(t *testing.T) {
 	t.Parallel()
 	pool := sqltest.Pool(t)
-	store := sql.NewStore(pool)
+	st := store.NewStore(pool)
 	const users = 1234 // more than two batches
 	if _, err := pool.Exec(t.Context(),
 		`insert into users (external_id) select 'bulk-' || i from generate_series(1, $1) i`, users); err != nil {
@@ -244,10 +244,10 @@ func TestBulkRecomputesGoInBatches(t *testing.T) {
 	if err := pool.QueryRow(t.Context(), `select coco.refresh_stale_rollups(p_limit => 3)`).Scan(&n); err != nil || n != 3 {
 		t.Fatalf("refresh_stale_rollups(p_limit => 3) = %d, %v; want 3", n, err)
 	}
-	if n, err := store.RefreshStale(t.Context()); err != nil || n != users-3 {
+	if n, err := st.RefreshStale(t.Context()); err != nil || n != users-3 {
 		t.Errorf("RefreshStale = %d, %v; want the %d users still without a rollup", n, err, users-3)
 	}
-	if n, err := store.RecomputeAll(t.Context()); err != nil || n != users {
+	if n, err := st.RecomputeAll(t.Context()); err != nil || n != users {
 		t.Errorf("RecomputeAll = %d, %v; want every one of the %d users", n, err, users)
 	}
 	var rollups int

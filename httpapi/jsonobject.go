@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Request bodies are read key by key rather than with json.Unmarshal into a
+// struct, because encoding/json would silently accept what the contract
+// rejects: keys in another letter case ("Session_ID"), a key given twice
+// (the last one wins), and text after the object.
+
+var errMissing = &problem{"missing", "Field required"}
+
+var errNotObject = &problem{"model_attributes_type", "Input should be a valid dictionary or object to extract fields from"}
+
+// utf8BOM may open a body: Python's JSON parser, which the original service
+// used, skips it, so devices written against it may send one.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// readObject checks that raw is exactly one JSON object and returns the raw
+// values of its keys that are in fields. loc is where raw sits in the
+// request, e.g. ["body"] or ["body", "sessions", 3], and prefixes every
+// error's location. A nil map means raw as a whole was unusable; the errors
+// then say why. Key problems (a key given twice, a field name in another
+// letter case) come back alongside a map, so field errors are reported with
+// them. Keys not in fields are ignored, as the contract says.
+func readObject(raw []byte, loc []any, fields []string) (map[string]json.RawMessage, validationErrors) {
+	raw = bytes.TrimPrefix(raw, utf8BOM)
+	if !utf8.Valid(raw) {
+		return nil, validationErrors{{
+			Loc: within(loc, invalidUTF8Offset(raw)), Type: "json_invalid",
+			Msg: "JSON decode error: invalid UTF-8",
+		}}
+	}
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return nil, validationErrors{errMissing.at(loc)}
+	}
+	// Validating the whole value first also rejects anything after the object.
+	var syntaxErr *json.SyntaxError
+	if err := json.Unmarshal(raw, new(json.RawMessage)); errors.As(err, &syntaxErr) {
+		return nil, validationErrors{{
+			Loc: within(loc, syntaxErrorIndex(syntaxErr, raw)), Type: "json_invalid",
+			Msg: "JSON decode error: " + syntaxErr.Error(),
+		}}
+	} else if err != nil {
+		return nil, validationErrors{{Loc: loc, Type: "json_invalid", Msg: "JSON decode error"}}
+	}
+	if trimmed[0] != '{' {
+		return nil, validationErrors{errNotObject.at(loc)}
+	}
+
+	var errs validationErrors
+	values := make(map[string]json.RawMessage, len(fields))
+	seen := make(map[string]int)
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if _, err := dec.Token(); err != nil { // the opening brace, already validated
+		return nil, validationErrors{{Loc: loc, Type: "json_invalid", Msg: "JSON decode error"}}
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, isKey := tok.(string)
+		var value json.RawMessage
+		if err == nil && isKey {
+			err = dec.Decode(&value)
+		}
+		if err != nil || !isKey {
+			return nil, validationErrors{{Loc: loc, Type: "json_invalid", Msg: "JSON decode error"}}
+		}
+		seen[key]++
+		switch {
+		case seen[key] == 2:
+			errs = append(errs, fieldError{
+				Loc: within(loc, key), Type: "duplicate_key",
+				Msg: "Key given more than once; send each field once",
+			})
+		case seen[key] > 2:
+			// reported once already
+		case isField(key, fields):
+			values[key] = bytes.TrimSpace(value)
+		default:
+			if f := caseVariantOf(key, fields); f != "" {
+				errs = append(errs, fieldError{
+					Loc: within(loc, key), Type: "extra_forbidden",
+					Msg: fmt.Sprintf("Field names are case-sensitive: did you mean %q?", f),
+				})
+			}
+		}
+	}
+	return values, errs
+}
+
+// syntaxErrorIndex turns encoding/json's offset (the bytes read, including
+// the offending one) into the index of the offending byte, which is what
+// FastAPI reports from Python's JSONDecodeError.pos. At the end of the input
+// both are the length of the body.
+func syntaxErrorIndex(err *json.SyntaxError, body []byte) int64 {
+	if err.Offset > 0 && err.Offset <= int64(len(body)) && !strings.Contains(err.Error(), "unexpected end") {
+		return err.Offset - 1
+	}
+	return err.Offset
+}
+
+func isField(key string, fields []string) bool {
+	for _, f := range fields {
+		if key == f {
+			return true
+		}
+	}
+	return false
+}
+
+// caseVariantOf names the field that key spells in another letter case, or
+// returns "".
+func caseVariantOf(key string, fields []string) string {
+	for _, f := range fields {
+		if strings.EqualFold(key, f) {
+			return f
+		}
+	}
+	return ""
+}
+
+func invalidUTF8Offset(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
