@@ -9,10 +9,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// Tokens are compared as SHA-256 digests with crypto/subtle: equal-length
-// inputs make the comparison time independent of both the token's content
-// and its length, which a byte-wise compare of raw tokens would leak.
-
 // dashboardToken is one entry of DashboardTokens, kept only as a digest.
 type dashboardToken struct {
 	digest [sha256.Size]byte
@@ -20,6 +16,15 @@ type dashboardToken struct {
 }
 
 const allUsers = "*"
+
+// secretEqual reports whether token's SHA-256 digest is digest. Comparing
+// digests, of equal length, with crypto/subtle takes the same time wherever
+// two tokens differ and whatever their lengths, which a byte-wise compare
+// of the raw tokens would leak. Every token check goes through here.
+func secretEqual(token string, digest [sha256.Size]byte) bool {
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(sum[:], digest[:]) == 1
+}
 
 func digestTokens(m map[string]string) []dashboardToken {
 	tokens := make([]dashboardToken, 0, len(m))
@@ -59,8 +64,7 @@ func (s *Server) requireIngestToken(next httprouter.Handle) httprouter.Handle {
 			s.writeError(w, r, errNotAuthenticated)
 			return
 		}
-		digest := sha256.Sum256([]byte(token))
-		if s.cfg.IngestToken == "" || subtle.ConstantTimeCompare(digest[:], s.ingestDigest[:]) != 1 {
+		if s.cfg.IngestToken == "" || !secretEqual(token, s.ingestDigest) {
 			s.writeError(w, r, errInvalidToken)
 			return
 		}
@@ -100,9 +104,8 @@ func (s *Server) requireDashboardToken(next httprouter.Handle) httprouter.Handle
 // one, without stopping at a match, so the time taken says nothing about
 // which entry (if any) matched.
 func (s *Server) dashboardUser(token string) (userID string, found bool) {
-	digest := sha256.Sum256([]byte(token))
 	for _, t := range s.dashboardTokens {
-		if subtle.ConstantTimeCompare(digest[:], t.digest[:]) == 1 {
+		if secretEqual(token, t.digest) {
 			userID, found = t.userID, true
 		}
 	}

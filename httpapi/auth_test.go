@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/sha256"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -114,6 +115,27 @@ func TestDashboardUserCompareIsWholeToken(t *testing.T) {
 		got, found := s.dashboardUser(token)
 		if got != want || found != (want != "") {
 			t.Errorf("dashboardUser(%q) = %q, %v; want %q", token, got, found, want)
+		}
+	}
+}
+
+func TestSecretEqual(t *testing.T) {
+	t.Parallel()
+	digest := sha256.Sum256([]byte("s3cret-token"))
+	for _, tc := range []struct {
+		token string
+		want  bool
+	}{
+		{"s3cret-token", true},
+		{"s3cret-toke", false},           // shorter
+		{"s3cret-token-and-more", false}, // longer
+		{"S3cret-token", false},          // same length, first byte differs
+		{"s3cret-tokeN", false},          // same length, last byte differs
+		{"", false},
+		{strings.Repeat("x", 10000), false}, // far longer than a digest
+	} {
+		if got := secretEqual(tc.token, digest); got != tc.want {
+			t.Errorf("secretEqual(%.20q, digest of s3cret-token) = %t, want %t", tc.token, got, tc.want)
 		}
 	}
 }

@@ -155,20 +155,21 @@ func newDocOperation(root map[string]node, method, path string, op map[string]no
 // response, or returns nil when it has none.
 func newDocBody(item map[string]node) *docBody {
 	content := object(item["content"])
-	for _, mediaType := range sortedKeys(content) {
-		c := object(content[mediaType])
-		b := &docBody{MediaType: mediaType}
-		if ref := str(object(c["schema"])["$ref"]); ref != "" {
-			b.SchemaName = strings.TrimPrefix(ref, "#/components/schemas/")
-		} else if c["schema"] != nil {
-			b.Schema = pretty(c["schema"])
-		}
-		if c["example"] != nil {
-			b.Example = pretty(c["example"])
-		}
-		return b
+	mediaTypes := sortedKeys(content)
+	if len(mediaTypes) == 0 {
+		return nil
 	}
-	return nil
+	c := object(content[mediaTypes[0]])
+	b := &docBody{MediaType: mediaTypes[0]}
+	if ref := str(object(c["schema"])["$ref"]); ref != "" {
+		b.SchemaName = strings.TrimPrefix(ref, "#/components/schemas/")
+	} else if c["schema"] != nil {
+		b.Schema = pretty(c["schema"])
+	}
+	if c["example"] != nil {
+		b.Example = pretty(c["example"])
+	}
+	return b
 }
 
 // resolve follows a local "$ref" such as "#/components/responses/TooLarge".

@@ -368,22 +368,11 @@ func TestEveryResponseHasSecurityHeaders(t *testing.T) {
 		if h.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s %s: X-Content-Type-Options = %q, want nosniff", tc.method, tc.path, h.Get("X-Content-Type-Options"))
 		}
-		if h.Get("Server") != "" {
-			t.Errorf("%s %s: Server header %q, want none", tc.method, tc.path, h.Get("Server"))
-		}
 		if h.Get("X-Request-ID") == "" {
 			t.Errorf("%s %s: no X-Request-ID", tc.method, tc.path)
 		}
 		if rec.Body.Len() > 0 && h.Get("Content-Type") != "application/json" {
 			t.Errorf("%s %s: Content-Type = %q, want application/json", tc.method, tc.path, h.Get("Content-Type"))
 		}
-	}
-}
-
-func TestNewDefaultsDBTimeout(t *testing.T) {
-	t.Parallel()
-	s := New(nil, slog.New(slog.DiscardHandler), Config{})
-	if s.cfg.DBTimeout != defaultDBTimeout {
-		t.Fatalf("DBTimeout = %v, want %v", s.cfg.DBTimeout, defaultDBTimeout)
 	}
 }

@@ -31,20 +31,19 @@ type DBConfig struct {
 // subcommands never read these, so a migration does not need the tokens.
 type ServeConfig struct {
 	DBConfig
-	IngestToken      secret           `env:"INGEST_SERVICE_TOKEN,required,notEmpty"`
-	DashboardTokens  tokenMap         `env:"DASHBOARD_TOKEN_MAP,required,notEmpty"`
-	DashboardOrigin  origin           `env:"DASHBOARD_ORIGIN,required,notEmpty"`
-	AppEnv           appEnv           `env:"APP_ENV" envDefault:"development"`
-	RollupWindowDays rollupWindow     `env:"ROLLUP_WINDOW_DAYS"` // default httpapi.WindowDays, set by LoadServeConfig
-	Port             port             `env:"PORT" envDefault:"8000"`
-	ShutdownGrace    positiveDuration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
-	ShutdownDrain    duration         `env:"SHUTDOWN_DRAIN" envDefault:"1s"`
-	LogLevel         logLevel         `env:"LOG_LEVEL" envDefault:"info"`
+	IngestToken     secret           `env:"INGEST_SERVICE_TOKEN,required,notEmpty"`
+	DashboardTokens tokenMap         `env:"DASHBOARD_TOKEN_MAP,required,notEmpty"`
+	DashboardOrigin origin           `env:"DASHBOARD_ORIGIN,required,notEmpty"`
+	AppEnv          appEnv           `env:"APP_ENV" envDefault:"development"`
+	Port            port             `env:"PORT" envDefault:"8000"`
+	ShutdownGrace   positiveDuration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
+	ShutdownDrain   duration         `env:"SHUTDOWN_DRAIN" envDefault:"1s"`
+	LogLevel        logLevel         `env:"LOG_LEVEL" envDefault:"info"`
 }
 
 // ConfigError lists every problem found in the environment, one per
-// variable, in the order the variables are declared. No problem quotes a
-// secret's value.
+// variable, in the order the variables are declared, then the checks that
+// involve several. No problem quotes a secret's value.
 type ConfigError struct {
 	Problems []string
 }
@@ -63,12 +62,19 @@ func LoadDBConfig(environ map[string]string) (DBConfig, error) {
 func LoadServeConfig(environ map[string]string) (ServeConfig, error) {
 	var c ServeConfig
 	err := load(&c, environ)
-	if c.RollupWindowDays == 0 { // unset or empty
-		c.RollupWindowDays = httpapi.WindowDays
-	}
 	var cfgErr *ConfigError
 	if err != nil && !errors.As(err, &cfgErr) {
 		return c, err
+	}
+	// The SQL computes windows of httpapi.WindowDays and the dashboard's
+	// arrays have that length. The variable exists so that a deployment
+	// expecting another window fails loudly instead of serving this one.
+	if w := environ["ROLLUP_WINDOW_DAYS"]; w != "" && w != strconv.Itoa(httpapi.WindowDays) {
+		if cfgErr == nil {
+			cfgErr = &ConfigError{}
+		}
+		cfgErr.Problems = append(cfgErr.Problems, fmt.Sprintf(
+			"ROLLUP_WINDOW_DAYS: must be %d, the only window this version computes, got %q", httpapi.WindowDays, w))
 	}
 	// A dashboard token equal to the ingest token would hand the device's
 	// write secret to a browser.
@@ -105,12 +111,8 @@ func load(cfg any, environ map[string]string) error {
 	if !errors.As(err, &agg) {
 		return err
 	}
-	keys, order := envKeys(reflect.TypeOf(cfg).Elem())
-	type problem struct {
-		rank int
-		text string
-	}
-	var problems []problem
+	keys := envKeys(reflect.TypeOf(cfg).Elem())
+	cfgErr := &ConfigError{}
 	for _, e := range agg.Errors {
 		var (
 			notSet   env.VarIsNotSetError
@@ -119,30 +121,23 @@ func load(cfg any, environ map[string]string) error {
 		)
 		switch {
 		case errors.As(e, &notSet):
-			problems = append(problems, problem{order[notSet.Key], notSet.Key + ": required, not set"})
+			cfgErr.Problems = append(cfgErr.Problems, notSet.Key+": required, not set")
 		case errors.As(e, &empty):
-			problems = append(problems, problem{order[empty.Key], empty.Key + ": required, set but empty"})
+			cfgErr.Problems = append(cfgErr.Problems, empty.Key+": required, set but empty")
 		case errors.As(e, &parseErr):
-			key := keys[parseErr.Name]
-			problems = append(problems, problem{order[key], key + ": " + parseErr.Err.Error()})
+			cfgErr.Problems = append(cfgErr.Problems, keys[parseErr.Name]+": "+parseErr.Err.Error())
 		default:
 			// A mistake in the struct tags above, not in the environment.
 			return err
 		}
 	}
-	slices.SortStableFunc(problems, func(a, b problem) int { return a.rank - b.rank })
-	cfgErr := &ConfigError{}
-	for _, p := range problems {
-		cfgErr.Problems = append(cfgErr.Problems, p.text)
-	}
 	return cfgErr
 }
 
 // envKeys maps each field name of t (and of the structs it embeds) to its
-// variable, and each variable to its position, because env's ParseError
-// names the Go field, not the variable.
-func envKeys(t reflect.Type) (keys map[string]string, order map[string]int) {
-	keys, order = map[string]string{}, map[string]int{}
+// variable, because env's ParseError names the Go field, not the variable.
+func envKeys(t reflect.Type) map[string]string {
+	keys := map[string]string{}
 	var walk func(reflect.Type)
 	walk = func(t reflect.Type) {
 		for f := range t.Fields() {
@@ -152,11 +147,10 @@ func envKeys(t reflect.Type) (keys map[string]string, order map[string]int) {
 			}
 			key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
 			keys[f.Name] = key
-			order[key] = len(order)
 		}
 	}
 	walk(t)
-	return keys, order
+	return keys
 }
 
 // databaseURL is a PostgreSQL URL in the form pgx reads. Its messages never
@@ -349,20 +343,6 @@ func (a *appEnv) UnmarshalText(text []byte) error {
 		return fmt.Errorf("must be development, test or production, got %q", text)
 	}
 	*a = appEnv(text)
-	return nil
-}
-
-// rollupWindow is fixed at httpapi.WindowDays: the SQL computes rollups of
-// that many days and the dashboard contract has arrays of that length. The
-// variable exists so a deployment that expects another window fails loudly
-// instead of serving this one.
-type rollupWindow int
-
-func (w *rollupWindow) UnmarshalText(text []byte) error {
-	if string(text) != strconv.Itoa(httpapi.WindowDays) {
-		return fmt.Errorf("must be %d, the only window this version computes, got %q", httpapi.WindowDays, text)
-	}
-	*w = httpapi.WindowDays
 	return nil
 }
 

@@ -43,7 +43,6 @@ func TestLoadServeConfigDefaults(t *testing.T) {
 		{"DashboardTokens", map[string]string(cfg.DashboardTokens), map[string]string{"dash-SEKRIT-2": "user-1"}},
 		{"DashboardOrigin", string(cfg.DashboardOrigin), "https://dashboard.example.com"},
 		{"AppEnv", string(cfg.AppEnv), "development"},
-		{"RollupWindowDays", int(cfg.RollupWindowDays), 7},
 		{"Port", int(cfg.Port), 8000},
 		{"DBTimeout", time.Duration(cfg.DBTimeout), 2 * time.Second},
 		{"ShutdownGrace", time.Duration(cfg.ShutdownGrace), 10 * time.Second},
@@ -81,10 +80,6 @@ func TestLoadServeConfigAcceptedValues(t *testing.T) {
 			func(c ServeConfig) (any, any) { return string(c.AppEnv), "production" }},
 		{"empty APP_ENV means the default", with(map[string]string{"APP_ENV": ""}),
 			func(c ServeConfig) (any, any) { return string(c.AppEnv), "development" }},
-		{"window", with(map[string]string{"ROLLUP_WINDOW_DAYS": "7"}),
-			func(c ServeConfig) (any, any) { return int(c.RollupWindowDays), 7 }},
-		{"empty ROLLUP_WINDOW_DAYS means the default", with(map[string]string{"ROLLUP_WINDOW_DAYS": ""}),
-			func(c ServeConfig) (any, any) { return int(c.RollupWindowDays), 7 }},
 		{"port", with(map[string]string{"PORT": "65535"}),
 			func(c ServeConfig) (any, any) { return int(c.Port), 65535 }},
 		{"timeouts", with(map[string]string{"DB_TIMEOUT": "750ms", "SHUTDOWN_GRACE": "1m", "SHUTDOWN_DRAIN": "0s"}),
@@ -196,7 +191,7 @@ func TestLoadServeConfigNamesEveryProblemInOrder(t *testing.T) {
 		t.Fatalf("LoadServeConfig = %v, want a *ConfigError", err)
 	}
 	want := []string{"DATABASE_URL:", "DB_TIMEOUT:", "INGEST_SERVICE_TOKEN:", "DASHBOARD_TOKEN_MAP:",
-		"DASHBOARD_ORIGIN:", "APP_ENV:", "ROLLUP_WINDOW_DAYS:", "PORT:", "LOG_LEVEL:"}
+		"DASHBOARD_ORIGIN:", "APP_ENV:", "PORT:", "LOG_LEVEL:", "ROLLUP_WINDOW_DAYS:"}
 	if len(cfgErr.Problems) != len(want) {
 		t.Fatalf("problems = %q, want %d, one for each of %q", cfgErr.Problems, len(want), want)
 	}

@@ -26,8 +26,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"coco/cmd/internal/localpg"
-	"coco/sql/sqltest"
 	"coco/sql/migrations"
+	"coco/sql/sqltest"
 )
 
 // faultDeadline is how long a 503 may take with DB_TIMEOUT=1s: the deadline
