@@ -1,21 +1,17 @@
 package main
 
 // Database fault tests: the real binary against a PostgreSQL server of the
-// test's own (sql/localpg), which the test stops, kills, freezes and starts
+// test's own (cmd/internal/localpg), which the test stops, kills, freezes and starts
 // again while requests run. serveEnv sets DB_TIMEOUT to 1s.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	osexec "os/exec"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,53 +66,12 @@ func migrateCluster(t *testing.T, c *localpg.Cluster) {
 	}
 }
 
-// killServer kills the postmaster and every process it started with
-// SIGKILL, as the loss of the host or of the container would: no shutdown,
-// no message to the clients, the kernel closes the sockets. It returns once
-// they have all exited, so no orphaned backend answers a query meanwhile.
+// killServer kills c's server processes with SIGKILL (localpg.Cluster.Kill).
 func killServer(t *testing.T, c *localpg.Cluster) {
 	t.Helper()
-	pid, err := c.PID()
-	if err != nil {
+	if err := c.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	// Stopped, the postmaster forks no backend between the listing and the kill.
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatalf("SIGSTOP the postmaster: %v", err)
-	}
-	out, err := osexec.Command("pgrep", "-P", strconv.Itoa(pid)).Output()
-	if ee := (*osexec.ExitError)(nil); err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
-		t.Fatalf("pgrep -P %d: %v", pid, err)
-	}
-	pids := []int{pid}
-	for f := range strings.FieldsSeq(string(out)) {
-		if kid, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, kid)
-		}
-	}
-	for _, p := range pids {
-		if err := syscall.Kill(p, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			t.Fatalf("SIGKILL %d: %v", p, err)
-		}
-	}
-	poll(t, "the killed server processes to exit", 10*time.Second, func() bool {
-		return !slices.ContainsFunc(pids, running)
-	})
-}
-
-// running reports whether pid has not exited yet. A zombie has: the
-// postmaster's children go to init, which may be slow to reap them.
-func running(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true // no /proc (macOS, where init reaps at once), or gone this instant: ask again
-	}
-	// "pid (comm) state ...": comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
 // restartCluster starts c again on its port.

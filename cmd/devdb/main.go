@@ -1,6 +1,6 @@
 // Command devdb starts and stops the local development PostgreSQL cluster
 // that `make test` and `make run` use when no DATABASE_URL is given. It is a
-// thin wrapper around coco/sql/localpg.
+// thin wrapper around coco/cmd/internal/localpg.
 //
 // Usage:
 //

@@ -15,12 +15,11 @@
 // runs as the "postgres" OS user, and a Start cluster keeps its data under
 // os.TempDir() (where that user can reach it, unlike a clone under /root),
 // with symbolic links to it in the directory given to Start.
+
 package localpg
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +28,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,56 +83,6 @@ func (c *Cluster) LogFile() string { return c.logFile }
 // starting it.
 func (c *Cluster) Reused() bool { return c.reused }
 
-// Start starts the cluster kept in dir, creating dir and the cluster if
-// needed, and returns it once it accepts connections. If the cluster already
-// runs, Start returns it as it is. A restarted cluster gets its previous port
-// back when that port is free, otherwise a free one. A lock file in dir keeps
-// concurrent callers (other processes too) from starting it twice.
-func Start(ctx context.Context, dir string) (*Cluster, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("localpg: %w", err)
-	}
-	c, err := newCluster(dir)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := lockDir(ctx, c.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-
-	if c.cred != nil {
-		if err := ensureHome(c.home, c.cred); err != nil {
-			return nil, err
-		}
-		// Links for people looking into dir; the code does not follow them.
-		linkTo(filepath.Join(c.dir, dataName), c.dataDir)
-		linkTo(filepath.Join(c.dir, logName), c.logFile)
-	}
-
-	if pf, err := readPIDFile(c.dataDir); err == nil && alive(pf.pid) {
-		if err := c.waitReady(ctx); err != nil {
-			return nil, err
-		}
-		c.reused = true
-		return c, nil
-	}
-	if err := c.initdb(ctx); err != nil {
-		return nil, err
-	}
-	port := c.previousPort()
-	if port == 0 || !portFree(port) {
-		if port, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.startOn(ctx, port); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
 // StartTemp creates and starts a brand-new cluster in a fresh temporary
 // directory, on a free port. Call Remove when done (t.Cleanup(func() {
 // c.Remove() }) in a test) to stop it and delete its data.
@@ -179,54 +127,6 @@ func (c *Cluster) create(ctx context.Context) error {
 	return c.startOn(ctx, port)
 }
 
-// Running returns the cluster running in dir, as started by Start in this or
-// another process, or an error wrapping ErrNotRunning.
-func Running(dir string) (*Cluster, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("localpg: %s: %w", dir, ErrNotRunning)
-	}
-	c, err := newCluster(dir)
-	if err != nil {
-		return nil, err
-	}
-	pf, err := readPIDFile(c.dataDir)
-	if err != nil || !alive(pf.pid) {
-		return nil, fmt.Errorf("localpg: %s: %w", dir, ErrNotRunning)
-	}
-	if pf.status != "ready" || !accepting(pf.port) {
-		return nil, fmt.Errorf("localpg: server in %s (PID %d, port %d) is not accepting connections (status %q)",
-			dir, pf.pid, pf.port, pf.status)
-	}
-	c.port = pf.port
-	c.reused = true
-	return c, nil
-}
-
-// StopDir stops the cluster that Start started in dir, possibly from another
-// process, and reports whether one was running. If none runs it does
-// nothing and returns false and no error.
-func StopDir(dir string) (stopped bool, err error) {
-	if _, err := os.Stat(dir); err != nil {
-		return false, nil
-	}
-	c, err := newCluster(dir)
-	if err != nil {
-		return false, err
-	}
-	unlock, err := lockDir(context.Background(), c.dir)
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
-	if pf, err := readPIDFile(c.dataDir); err != nil || !alive(pf.pid) {
-		return false, nil
-	}
-	if err := c.Stop(); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
 // Stop shuts the server down (pg_ctl stop -m fast), disconnecting clients
 // and keeping the data. Stopping a stopped cluster does nothing.
 func (c *Cluster) Stop() error {
@@ -256,15 +156,6 @@ func (c *Cluster) stop(mode string) error {
 	return err
 }
 
-// Restart starts the cluster again on the same port, stopping it first if
-// it runs.
-func (c *Cluster) Restart() error {
-	if err := c.Stop(); err != nil {
-		return err
-	}
-	return c.pgCtlStart(context.Background())
-}
-
 // Remove stops the server at once (pg_ctl stop -m immediate) and deletes
 // its data: the whole directory for a StartTemp cluster; the data
 // directory, log and links for a Start one.
@@ -288,34 +179,6 @@ func (c *Cluster) Remove() error {
 	return errors.Join(errs...)
 }
 
-// newCluster works out where the cluster of dir lives, without creating
-// anything.
-func newCluster(dir string) (*Cluster, error) {
-	bin, err := findBinaries()
-	if err != nil {
-		return nil, err
-	}
-	cred, err := serverCredential()
-	if err != nil {
-		return nil, err
-	}
-	abs, err := filepath.Abs(dir)
-	if err == nil {
-		abs, err = filepath.EvalSymlinks(abs)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("localpg: %w", err)
-	}
-	c := &Cluster{dir: abs, home: abs, bin: bin, cred: cred}
-	if cred != nil {
-		sum := sha256.Sum256([]byte(abs))
-		c.home = filepath.Join(os.TempDir(), "coco-localpg-"+hex.EncodeToString(sum[:8]))
-	}
-	c.dataDir = filepath.Join(c.home, dataName)
-	c.logFile = filepath.Join(c.home, logName)
-	return c, nil
-}
-
 // serverCredential returns the postgres user's IDs when running as root, and
 // nil otherwise.
 func serverCredential() (*syscall.Credential, error) {
@@ -335,76 +198,11 @@ func serverCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-// ensureHome creates the data home under os.TempDir(), owned by the postgres
-// user, and makes sure an existing one is a real directory of that user: the
-// temp dir is shared with everyone.
-func ensureHome(home string, cred *syscall.Credential) error {
-	fi, err := os.Lstat(home)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := os.Mkdir(home, 0o700); err != nil {
-			return fmt.Errorf("localpg: %w", err)
-		}
-		if err := os.Chown(home, int(cred.Uid), int(cred.Gid)); err != nil {
-			return fmt.Errorf("localpg: %w", err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("localpg: %w", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || st.Uid != cred.Uid {
-		return fmt.Errorf("localpg: %s exists but is not a directory of the postgres user; remove it", home)
-	}
-	return nil
-}
-
-// linkTo makes link a symbolic link to target, unless something other than
-// a symbolic link is already there. Errors are ignored: the links are a
-// convenience only.
-func linkTo(link, target string) {
-	if fi, err := os.Lstat(link); err == nil {
-		if fi.Mode()&os.ModeSymlink == 0 {
-			return
-		}
-		if cur, _ := os.Readlink(link); cur == target {
-			return
-		}
-		os.Remove(link)
-	}
-	os.Symlink(target, link)
-}
-
 func removeIfExists(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
-}
-
-// lockDir takes an exclusive flock on dir/lock, waiting for it as long as
-// ctx allows.
-func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("localpg: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil // closing releases the lock
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("localpg: lock %s: %w", f.Name(), err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("localpg: waiting for %s: %w", f.Name(), ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // initdb creates the cluster unless the data directory already holds one,
@@ -431,7 +229,7 @@ func (c *Cluster) initdb(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("localpg: %w", err)
 	}
-	_, err = f.WriteString("\n# Settings of coco/sql/localpg.\n" + include)
+	_, err = f.WriteString("\n# Settings of coco/cmd/internal/localpg.\n" + include)
 	if err2 := f.Close(); err == nil {
 		err = err2
 	}
@@ -441,25 +239,9 @@ func (c *Cluster) initdb(ctx context.Context) error {
 	return nil
 }
 
-var portLine = regexp.MustCompile(`(?m)^port = (\d+)$`)
-
-// previousPort returns the port of the last start, or 0.
-func (c *Cluster) previousPort() int {
-	b, err := os.ReadFile(filepath.Join(c.dataDir, confName))
-	if err != nil {
-		return 0
-	}
-	m := portLine.FindSubmatch(b)
-	if m == nil {
-		return 0
-	}
-	p, _ := strconv.Atoi(string(m[1]))
-	return p
-}
-
 // writeConf writes the settings file for a start on port.
 func (c *Cluster) writeConf(port int) error {
-	conf := fmt.Sprintf(`# Written by coco/sql/localpg at every start; edits are lost.
+	conf := fmt.Sprintf(`# Written by coco/cmd/internal/localpg at every start; edits are lost.
 # A throwaway cluster: fast, and safe against a killed server (every
 # acknowledged commit has reached the OS), though not against an OS crash.
 listen_addresses = '127.0.0.1'
