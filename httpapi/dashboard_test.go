@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,5 +215,44 @@ func TestFormatTimestamp(t *testing.T) {
 		if got := formatTimestamp(in); got != want {
 			t.Errorf("formatTimestamp(%v) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// Reads never write: a stranger with the "*" token reading random ids gets
+// the empty state every time and cannot grow the database (the original
+// design stored a user and a rollup per id read).
+func TestReadsOfUnknownUsersWriteNothing(t *testing.T) {
+	t.Parallel()
+	ts := setupWide(t, 8)
+	counts := func() (users, rollups int) {
+		t.Helper()
+		if err := ts.pool.QueryRow(t.Context(),
+			`select (select count(*) from users), (select count(*) from dashboard_rollups)`).Scan(&users, &rollups); err != nil {
+			t.Fatal(err)
+		}
+		return users, rollups
+	}
+	expectStatus(t, ts.ingest(t, summaryJSON("known-1", "known", time.Now().Add(-time.Hour), 60, 0.5)), http.StatusOK)
+	users, rollups := counts()
+
+	const reads, workers = 10000, 8
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < reads; i += workers {
+				rec := ts.dashboard(t, fmt.Sprintf("stranger-%d", i), adminToken)
+				if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"streak":{"days":0,`) {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d reads of unknown users were not a 200 with the empty state", n, reads)
+	}
+	if u, r := counts(); u != users || r != rollups {
+		t.Errorf("after %d reads of unknown users: %d users and %d rollups, want still %d and %d", reads, u, r, users, rollups)
 	}
 }

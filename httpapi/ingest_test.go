@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -258,5 +261,51 @@ func TestOversizedBodyClosesTheConnection(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
 		t.Fatalf("status %d, Connection close %v; want 413 and a closed connection", resp.StatusCode, resp.Close)
+	}
+}
+
+// Python's JSON parser, which the original service used, skips a UTF-8 byte
+// order mark before the value; devices written against it may send one.
+func TestIngestAcceptsALeadingByteOrderMark(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	started := time.Now().Add(-time.Hour).Truncate(time.Second)
+	rec := ts.ingest(t, "\uFEFF"+summaryJSON("bom-1", "alice", started, 60, 0.5))
+	expectStatus(t, rec, http.StatusOK)
+	expectBody(t, rec, `{"status":"ok"}`)
+	// Only at the start: a BOM anywhere else is a syntax error.
+	rec = ts.ingest(t, " \uFEFF"+summaryJSON("bom-2", "alice", started, 60, 0.5))
+	expectStatus(t, rec, http.StatusUnprocessableEntity)
+}
+
+// A body of nothing but repeated keys names each once; a body with more
+// problems than that gets the first ones and a count, never an answer
+// several times its own size.
+func TestValidationAnswerIsCapped(t *testing.T) {
+	t.Parallel()
+	ts := setup(t)
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; b.Len() < maxBodyBytes-100; i++ {
+		fmt.Fprintf(&b, `"k%d":1,"k%d":2,`, i, i)
+	}
+	b.WriteString(`"end":0}`)
+	rec := ts.ingest(t, b.String())
+	expectStatus(t, rec, http.StatusUnprocessableEntity)
+	var got struct {
+		Detail []fieldError `json:"detail"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Detail) != maxReportedErrors || rec.Body.Len() > 4096 {
+		t.Fatalf("422 with %d errors in %d bytes; want %d errors in a few KiB", len(got.Detail), rec.Body.Len(), maxReportedErrors)
+	}
+	last := got.Detail[maxReportedErrors-1]
+	if last.Type != "too_many_errors" || !regexp.MustCompile(`^\d{4} more errors not listed`).MatchString(last.Msg) {
+		t.Errorf("last entry = %+v, want a too_many_errors entry counting thousands left out", last)
+	}
+	if got.Detail[0].Type != "duplicate_key" {
+		t.Errorf("first entry = %+v, want the first repeated key", got.Detail[0])
 	}
 }

@@ -418,33 +418,3 @@ func FuzzDecodeSessionSummary(f *testing.F) {
 		}
 	})
 }
-
-// ValidExternalID is the ingest and dashboard rule, for callers outside the
-// package; its messages are the 422's.
-func TestValidExternalID(t *testing.T) {
-	t.Parallel()
-	for _, id := range []string{"u-1", "*", "alice@example.com", "ünï", strings.Repeat("u", 128)} {
-		if err := ValidExternalID(id); err != nil {
-			t.Errorf("ValidExternalID(%q) = %v, want nil", id, err)
-		}
-	}
-	tests := []struct {
-		id, want string
-	}{
-		{"", errTooShort.msg},
-		{strings.Repeat("u", 129), errTooLong.msg},
-		{"a/b", errIDChars.msg},
-		{"a b", errIDChars.msg},
-		{"a\u00a0b", errIDChars.msg},
-		{"a\tb", errIDChars.msg},
-		{"a\u200bb", errIDChars.msg},
-		{"a\ufeffb", errIDChars.msg},
-		{"a\ufffdb", errIDChars.msg},
-		{"a\xffb", errIDChars.msg},
-	}
-	for _, tt := range tests {
-		if err := ValidExternalID(tt.id); err == nil || err.Error() != tt.want {
-			t.Errorf("ValidExternalID(%q) = %v, want %q", tt.id, err, tt.want)
-		}
-	}
-}

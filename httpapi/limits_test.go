@@ -1,0 +1,151 @@
+package httpapi
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"coco/sql/migrations"
+	"coco/sql/sqltest"
+)
+
+// externalIDCases are ids the rule must get right, with the message of the
+// 422 each gets ("" for a valid id).
+var externalIDCases = []struct{ id, want string }{
+	{"u-1", ""},
+	{"*", ""},
+	{"alice@example.com", ""},
+	{"ünï", ""},
+	{"Jos\u00e9", ""}, // NFC
+	{"用户-7", ""},
+	{"grandma-👵", ""},
+	{"a.b", ""},
+	{"...", ""},
+	{strings.Repeat("u", 128), ""},
+	{strings.Repeat("é", 128), ""},
+	{"", errTooShort.msg},
+	{strings.Repeat("u", 129), errTooLong.msg},
+	{".", errIDDots.msg},
+	{"..", errIDDots.msg},
+	{"Jose\u0301", errIDNotNFC.msg}, // NFD spelling of José
+	{"\u212b", errIDNotNFC.msg},     // ANGSTROM SIGN, whose NFC is U+00C5
+	{"a/b", errIDChars.msg},
+	{"a b", errIDChars.msg},
+	{"a\tb", errIDChars.msg},
+	{"a\u00a0b", errIDChars.msg},     // no-break space
+	{"a\u200bb", errIDChars.msg},     // zero width space
+	{"a\ufeffb", errIDChars.msg},     // BOM
+	{"a\u202eb", errIDChars.msg},     // right-to-left override
+	{"a\ufffdb", errIDChars.msg},     // replacement character
+	{"a\u180eb", errIDChars.msg},     // Mongolian vowel separator
+	{"a\u2060b", errIDChars.msg},     // word joiner
+	{"a\u034fb", errIDChars.msg},     // combining grapheme joiner
+	{"a\ufe0fb", errIDChars.msg},     // variation selector 16
+	{"\u3164", errIDChars.msg},       // Hangul filler
+	{"\u2800", errIDChars.msg},       // Braille blank
+	{"a\uffffb", errIDChars.msg},     // noncharacter
+	{"a\u0378b", errIDChars.msg},     // unassigned
+	{"a\ue000b", errIDChars.msg},     // private use
+	{"a\U000E0041b", errIDChars.msg}, // tag character
+	{"a\u0085b", errIDChars.msg},     // next line
+	{"a\u2028b", errIDChars.msg},     // line separator
+}
+
+// ValidExternalID is the ingest and dashboard rule, for callers outside the
+// package; its messages are the 422's.
+func TestValidExternalID(t *testing.T) {
+	t.Parallel()
+	for _, tc := range append(externalIDCases, struct{ id, want string }{"a\xffb", errIDChars.msg}) {
+		err := ValidExternalID(tc.id)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("ValidExternalID(%+q) = %v, want nil", tc.id, err)
+		case tc.want != "" && (err == nil || err.Error() != tc.want):
+			t.Errorf("ValidExternalID(%+q) = %v, want %q", tc.id, err, tc.want)
+		}
+	}
+}
+
+// The users table enforces the same id rule as the API, whatever the
+// database's locale: a plain INSERT takes exactly the ids the API takes.
+// Checked for the cases above and for every single code point.
+func TestExternalIDRuleMatchesTheDatabase(t *testing.T) {
+	t.Parallel()
+	for _, locale := range []string{"C", "C.UTF-8"} {
+		t.Run(locale, func(t *testing.T) {
+			t.Parallel()
+			url := sqltest.EmptyURL(t, fmt.Sprintf("template template0 encoding 'UTF8' lc_collate '%[1]s' lc_ctype '%[1]s'", locale))
+			cfg, err := pgx.ParseConfig(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := migrations.Migrate(t.Context(), cfg, migrations.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := pgx.ConnectConfig(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(t.Context())
+
+			for _, tc := range externalIDCases {
+				_, err := conn.Exec(t.Context(), `insert into users (external_id) values ($1)`, tc.id)
+				if (err == nil) != (tc.want == "") {
+					t.Errorf("insert external_id %+q: %v; the API says %q", tc.id, err, tc.want)
+				}
+			}
+
+			// Every check constraint on users, applied to each code point
+			// as a one-character id.
+			var checks []string
+			rows, err := conn.Query(t.Context(),
+				`select pg_get_expr(conbin, conrelid) from pg_constraint where conrelid = 'users'::regclass and contype = 'c'`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checks, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil || len(checks) < 2 {
+				t.Fatalf("check constraints on users: %q, %v; want the format and visible rules", checks, err)
+			}
+			var dbRanges string
+			err = conn.QueryRow(t.Context(), `
+				with ok as (
+					select cp from generate_series(1, 1114111) cp
+					cross join lateral (select chr(cp) as external_id) u
+					where cp not between 55296 and 57343 and `+strings.Join(checks, " and ")+`
+				), starts as (
+					select cp, cp - row_number() over (order by cp) as grp from ok
+				)
+				select coalesce(string_agg(format('%s-%s', lo, hi), ' ' order by lo), '')
+				from (select min(cp) lo, max(cp) hi from starts group by grp) r`).Scan(&dbRanges)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if api := apiRanges(); dbRanges != api {
+				t.Errorf("one-character ids the database takes differ from the API's:\n db %.300s\napi %.300s", dbRanges, api)
+			}
+		})
+	}
+}
+
+// apiRanges lists the code points that validExternalID takes as a
+// one-character id, as "lo-hi" decimal ranges.
+func apiRanges() string {
+	var out []string
+	lo := rune(-1)
+	for r := rune(1); r <= unicode.MaxRune+1; r++ {
+		ok := r <= unicode.MaxRune && utf8.ValidRune(r) && validExternalID(string(r)) == nil
+		switch {
+		case ok && lo < 0:
+			lo = r
+		case !ok && lo >= 0:
+			out = append(out, fmt.Sprintf("%d-%d", lo, r-1))
+			lo = -1
+		}
+	}
+	return strings.Join(out, " ")
+}
