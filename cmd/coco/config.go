@@ -39,6 +39,7 @@ type ServeConfig struct {
 	ShutdownGrace   positiveDuration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
 	ShutdownDrain   duration         `env:"SHUTDOWN_DRAIN" envDefault:"1s"`
 	LogLevel        logLevel         `env:"LOG_LEVEL" envDefault:"info"`
+	MaxConnections  connectionCap    `env:"MAX_CONNECTIONS" envDefault:"1024"`
 }
 
 // ConfigError lists every problem found in the environment, one per
@@ -354,6 +355,19 @@ func (p *port) UnmarshalText(text []byte) error {
 		return fmt.Errorf("must be a port number from 1 to 65535, got %q", text)
 	}
 	*p = port(n)
+	return nil
+}
+
+// connectionCap bounds the open client connections (see connLimiter). Below
+// 10 the margin that keeps the queue moving would be nothing.
+type connectionCap int
+
+func (m *connectionCap) UnmarshalText(text []byte) error {
+	n, err := strconv.Atoi(string(text))
+	if err != nil || n < 10 || n > 1_000_000 {
+		return fmt.Errorf("must be a number of connections from 10 to 1000000, got %q", text)
+	}
+	*m = connectionCap(n)
 	return nil
 }
 

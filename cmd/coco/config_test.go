@@ -146,6 +146,7 @@ func TestLoadServeConfigProblems(t *testing.T) {
 		{"origin upper case", map[string]string{"DASHBOARD_ORIGIN": "https://Dashboard.example.com"}, "DASHBOARD_ORIGIN: must be a bare origin like https://dashboard.example.com (lowercase host", nil},
 		{"origin default port", map[string]string{"DASHBOARD_ORIGIN": "https://d.example.com:443"}, "DASHBOARD_ORIGIN: must be a bare origin like https://dashboard.example.com (browsers omit the default port)", nil},
 		{"app env", map[string]string{"APP_ENV": "staging"}, `APP_ENV: must be development, test or production, got "staging"`, nil},
+		{"connection cap too small", map[string]string{"MAX_CONNECTIONS": "5"}, `MAX_CONNECTIONS: must be a number of connections from 10 to 1000000, got "5"`, nil},
 		{"window", map[string]string{"ROLLUP_WINDOW_DAYS": "14"}, `ROLLUP_WINDOW_DAYS: must be 7, the only window this version computes, got "14"`, nil},
 		{"window not a number", map[string]string{"ROLLUP_WINDOW_DAYS": "seven"}, `ROLLUP_WINDOW_DAYS: must be 7`, nil},
 		{"port zero", map[string]string{"PORT": "0"}, `PORT: must be a port number from 1 to 65535, got "0"`, nil},

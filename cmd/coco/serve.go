@@ -27,6 +27,7 @@ var serveVarsHelp = fmt.Sprintf(`  INGEST_SERVICE_TOKEN  bearer token of the dev
   SHUTDOWN_GRACE        how long in-flight requests may run after SIGTERM (default 10s)
   SHUTDOWN_DRAIN        how long, within the grace, to keep serving with /readyz at 503 (default 1s)
   LOG_LEVEL             debug, info, warn or error (default info)
+  MAX_CONNECTIONS       open client connections at most; past it new ones wait (default 1024, about 20 KiB each)
 `, httpapi.WindowDays)
 
 func runServe(ctx context.Context, c cli, args []string) int {
@@ -111,8 +112,10 @@ func (s *server) Run(ctx context.Context) error {
 		Docs:            s.cfg.AppEnv != "production",
 		DBTimeout:       dbTimeout,
 	})
+	limiter := newConnLimiter(int(s.cfg.MaxConnections))
 	s.http = &http.Server{
-		Handler: s.api.Handler(),
+		Handler:   s.api.Handler(),
+		ConnState: limiter.ConnState,
 		// Slow or idle clients must not hold connections: bodies are at most
 		// 64 KiB and each request's database work ends within DB_TIMEOUT.
 		ReadHeaderTimeout: 5 * time.Second,
@@ -128,6 +131,7 @@ func (s *server) Run(ctx context.Context) error {
 		pool.Close()
 		return err
 	}
+	ln = limiter.Listen(ln)
 	s.failed = make(chan error, 1)
 	go func() {
 		if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -141,6 +145,7 @@ func (s *server) Run(ctx context.Context) error {
 		"database", s.cfg.DatabaseURL.String(),
 		"dashboard_tokens", len(s.cfg.DashboardTokens),
 		"dashboard_origin", string(s.cfg.DashboardOrigin),
+		"max_connections", int(s.cfg.MaxConnections),
 	)
 	return nil
 }
