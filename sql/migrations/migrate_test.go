@@ -114,27 +114,6 @@ func TestHashChangesWithAnyMigration(t *testing.T) {
 	}
 }
 
-// withMigration returns the embedded migrations plus one more, numbered
-// after the last.
-func withMigration(t *testing.T, sql string) fs.FS {
-	t.Helper()
-	fsys := fstest.MapFS{}
-	names, err := fs.Glob(migrations.Files, "*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		body, err := fs.ReadFile(migrations.Files, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fsys[name] = &fstest.MapFile{Data: body}
-	}
-	next := fmt.Sprintf("%03d_throwaway.sql", migrations.ExpectedVersion()+1)
-	fsys[next] = &fstest.MapFile{Data: []byte(sql)}
-	return fsys
-}
-
 func connConfig(t *testing.T, url string) *pgx.ConnConfig {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(url)
@@ -151,7 +130,7 @@ func connConfig(t *testing.T, url string) *pgx.ConnConfig {
 func TestLaterMigrationMayUseAColumnAddedBeforeIt(t *testing.T) {
 	t.Parallel()
 	url := sqltest.EmptyURL(t, "")
-	fsys := withMigration(t, `
+	fsys := sqltest.WithMigration(t, `
 		alter table sessions add column device text;
 		create or replace function coco.devices(p_user_id uuid) returns text[]
 		language sql stable
@@ -239,7 +218,7 @@ func TestMigrationBlockedByALongTransactionGivesUpAndNamesIt(t *testing.T) {
 	var retries int
 	start := time.Now()
 	res, err := migrations.Migrate(t.Context(), cfg, migrations.Options{
-		FS:          withMigration(t, `alter table sessions add column note text;`),
+		FS:          sqltest.WithMigration(t, `alter table sessions add column note text;`),
 		LockTimeout: 100 * time.Millisecond,
 		Wait:        1500 * time.Millisecond,
 		Retrying:    func(int, string) { retries++ },
@@ -277,7 +256,7 @@ func TestMigrationWaitsOutABriefTransaction(t *testing.T) {
 
 	var retries int
 	res, err := migrations.Migrate(t.Context(), cfg, migrations.Options{
-		FS:          withMigration(t, `alter table sessions add column note text;`),
+		FS:          sqltest.WithMigration(t, `alter table sessions add column note text;`),
 		LockTimeout: 100 * time.Millisecond,
 		Wait:        30 * time.Second,
 		Retrying:    func(int, string) { retries++ },
@@ -295,7 +274,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	t.Parallel()
 	url := sqltest.EmptyURL(t, "")
 	if _, err := migrations.Migrate(t.Context(), connConfig(t, url),
-		migrations.Options{FS: withMigration(t, `select 1;`)}); err != nil {
+		migrations.Options{FS: sqltest.WithMigration(t, `select 1;`)}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := migrations.Migrate(t.Context(), connConfig(t, url), migrations.Options{})

@@ -97,8 +97,10 @@ var ErrNewerSchema = errors.New("the database schema is newer than this binary")
 
 // Migrate brings the database at cfg to the newest migration, on a
 // connection of its own. Each migration runs in a transaction; one that
-// cannot get a lock within LockTimeout is rolled back and retried, with
-// backoff, for up to Wait. tern's advisory lock serializes concurrent
+// cannot get a lock within LockTimeout, or that a deadlock with a request
+// rolls back, is retried with backoff for up to Wait. A migration that
+// alters a busy table takes its strongest lock on it first: upgrading a
+// weaker one later deadlocks with requests that read before they write. tern's advisory lock serializes concurrent
 // callers: the first migrates, the others then find nothing left to do.
 func Migrate(ctx context.Context, cfg *pgx.ConnConfig, o Options) (Result, error) {
 	if o.FS == nil {
@@ -127,7 +129,7 @@ func Migrate(ctx context.Context, cfg *pgx.ConnConfig, o Options) (Result, error
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		res, err := migrateOnce(ctx, conn, o.FS)
-		if !isLockTimeout(err) {
+		if !isLockConflict(err) {
 			return res, err
 		}
 		blocked := watch.last()
@@ -182,9 +184,11 @@ func migrateOnce(ctx context.Context, conn *pgx.Conn, fsys fs.FS) (Result, error
 	return res, nil
 }
 
-func isLockTimeout(err error) bool {
+// isLockConflict reports whether a migration was rolled back for a lock it
+// could not get: a lock timeout, or a deadlock it was chosen to break.
+func isLockConflict(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+	return errors.As(err, &pgErr) && (pgErr.Code == "55P03" || pgErr.Code == "40P01")
 }
 
 // blockerWatch looks, from a second connection, at what the migrating

@@ -5,9 +5,12 @@ package sqltest
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"testing"
+	"testing/fstest"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -127,4 +130,26 @@ func (Migrator) Migrate(ctx context.Context, _ *sql.DB, conf pgtestdb.Config) er
 	}
 	_, err = migrations.Migrate(ctx, cfg, migrations.Options{})
 	return err
+}
+
+// WithMigration returns coco's migrations plus one more, numbered after the
+// last, with sql as its body: a later release's migration, for tests of
+// upgrades.
+func WithMigration(t testing.TB, sql string) fs.FS {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	names, err := fs.Glob(migrations.Files, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		body, err := fs.ReadFile(migrations.Files, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys[name] = &fstest.MapFile{Data: body}
+	}
+	next := fmt.Sprintf("%03d_later_release.sql", migrations.ExpectedVersion()+1)
+	fsys[next] = &fstest.MapFile{Data: []byte(sql)}
+	return fsys
 }
