@@ -70,7 +70,12 @@ func cocoBinary(t *testing.T) string {
 // leaks in from the test's own environment.
 func cocoCmd(t *testing.T, ctx context.Context, env map[string]string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, cocoBinary(t), args...)
+	return binaryCmd(ctx, cocoBinary(t), env, args...)
+}
+
+// binaryCmd is cocoCmd for the coco binary at bin, such as a previous release.
+func binaryCmd(ctx context.Context, bin string, env map[string]string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = []string{}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -86,9 +91,15 @@ type result struct {
 // runCoco runs coco to completion (at most a minute).
 func runCoco(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
+	return runBinary(t, cocoBinary(t), env, args...)
+}
+
+// runBinary is runCoco for the coco binary at bin.
+func runBinary(t *testing.T, bin string, env map[string]string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := cocoCmd(t, ctx, env, args...)
+	cmd := binaryCmd(ctx, bin, env, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -141,7 +152,13 @@ type serveProc struct {
 // logged the address it listens on. It is killed if the test ends first.
 func startServe(t *testing.T, env map[string]string, flags ...string) *serveProc {
 	t.Helper()
-	cmd := cocoCmd(t, context.Background(), env, append([]string{"serve", "-addr", "127.0.0.1:0"}, flags...)...)
+	return startServeBinary(t, cocoBinary(t), env, flags...)
+}
+
+// startServeBinary is startServe for the coco binary at bin.
+func startServeBinary(t *testing.T, bin string, env map[string]string, flags ...string) *serveProc {
+	t.Helper()
+	cmd := binaryCmd(context.Background(), bin, env, append([]string{"serve", "-addr", "127.0.0.1:0"}, flags...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -56,6 +56,26 @@ func findBinaries() (binaries, error) {
 	return binaries{}, fmt.Errorf("localpg: %w", errNoBinaries)
 }
 
+// Tool returns the path of the PostgreSQL client or server program name
+// (pg_dump, pg_basebackup, psql, ...) of the same installation as the
+// server binaries, so that its version matches the clusters'.
+func Tool(name string) (string, error) {
+	b, err := findBinaries()
+	if err != nil {
+		return "", err
+	}
+	// initdb on PATH may be a link into the installation directory.
+	real, err := filepath.EvalSymlinks(b.initdb)
+	if err != nil {
+		return "", fmt.Errorf("localpg: %w", err)
+	}
+	path := filepath.Join(filepath.Dir(real), name)
+	if !isExecutable(path) {
+		return "", fmt.Errorf("localpg: %s not found beside %s", name, real)
+	}
+	return path, nil
+}
+
 // absBinaries makes the paths absolute: the tools may run as another user in
 // another working directory.
 func absBinaries(initdb, pgCtl string) (binaries, error) {
