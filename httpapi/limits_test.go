@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -148,4 +151,60 @@ func apiRanges() string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// openAPISchema returns the named schema of openapi.json, decoded.
+func openAPISchema(t *testing.T, name string) map[string]any {
+	t.Helper()
+	var doc struct {
+		Components struct {
+			Schemas map[string]map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	s, ok := doc.Components.Schemas[name]
+	if !ok {
+		t.Fatalf("openapi.json has no schema %s", name)
+	}
+	return s
+}
+
+// openapi.json states the limits the API enforces: the same constants.
+func TestOpenAPIStatesTheLimits(t *testing.T) {
+	t.Parallel()
+	id := openAPISchema(t, "ExternalID")
+	props := openAPISchema(t, "SessionSummary")["properties"].(map[string]any)
+	field := func(name string) map[string]any { return props[name].(map[string]any) }
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{
+		{"ExternalID minLength", id["minLength"], 1.0},
+		{"ExternalID maxLength", id["maxLength"], float64(MaxIDChars)},
+		{"session_id minLength", field("session_id")["minLength"], 1.0},
+		{"session_id maxLength", field("session_id")["maxLength"], float64(MaxIDChars)},
+		{"duration_seconds minimum", field("duration_seconds")["minimum"], 0.0},
+		{"duration_seconds maximum", field("duration_seconds")["maximum"], float64(MaxDurationSeconds)},
+		{"sentiment_score minimum", field("sentiment_score")["minimum"], MinSentiment},
+		{"sentiment_score maximum", field("sentiment_score")["maximum"], MaxSentiment},
+	} {
+		if c.got != c.want {
+			t.Errorf("openapi.json %s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	started := field("started_at")["description"].(string)
+	for _, want := range []string{minStartedAt.Format(time.RFC3339), fmt.Sprintf("%d minutes ahead", int(FutureTolerance/time.Minute))} {
+		if !strings.Contains(started, want) {
+			t.Errorf("openapi.json started_at description %q does not say %q", started, want)
+		}
+	}
+	// The pattern states part of the id rule: it takes every valid id.
+	pattern := regexp.MustCompile(id["pattern"].(string))
+	for _, tc := range externalIDCases {
+		if tc.want == "" && !pattern.MatchString(tc.id) {
+			t.Errorf("openapi.json's ExternalID pattern refuses the valid id %+q", tc.id)
+		}
+	}
 }
