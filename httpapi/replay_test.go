@@ -56,7 +56,8 @@ func decodeDashboard(t *testing.T, resp response) dashboardBody {
 
 // expectDashboardIsTheRollup fails t unless the snapshot served for user
 // carries exactly what the SQL engine computes from the stored sessions for
-// the window stored with it. Go compares; it does not recompute.
+// the window stored with it (an unknown user's: the empty state). Go
+// compares; it does not recompute.
 func expectDashboardIsTheRollup(t *testing.T, ts *testServer, user string, got dashboardBody) {
 	t.Helper()
 	var (
@@ -67,10 +68,10 @@ func expectDashboardIsTheRollup(t *testing.T, ts *testServer, user string, got d
 	err := ts.pool.QueryRow(t.Context(), `
 		select w.daily_activity, w.daily_durations, w.daily_sentiment::float8[], w.last_session_at,
 		       w.avg_duration_minutes, w.current_tone, coco.streak(w.daily_activity)
-		  from users u
-		  join dashboard_rollups r on r.user_id = u.id
-		 cross join lateral coco.rollup_window(u.id, r.window_end) w
-		 where u.external_id = $1`, user).Scan(
+		  from (select $1::text as external_id) asked
+		  left join users u using (external_id)
+		  left join dashboard_rollups r on r.user_id = u.id
+		 cross join lateral coco.rollup_window(u.id, coalesce(r.window_end, coco.today())) w`, user).Scan(
 		&activity, &want.AvgDuration.DailyDurations, &want.ToneTrend.DailySentiment, &lastEnd,
 		&want.AvgDuration.Minutes, &want.ToneTrend.Current, &want.Streak.Days)
 	if err != nil {

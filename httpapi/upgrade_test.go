@@ -46,11 +46,18 @@ func TestEngineReinstallUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer analyst.Close(context.Background())
 	if _, err := analyst.Exec(ctx, `begin; select count(*) from sessions`); err != nil {
 		t.Fatal(err)
 	}
-	time.AfterFunc(3*time.Second, func() { _, _ = analyst.Exec(context.Background(), `commit`) })
+	committed := make(chan struct{})
+	time.AfterFunc(3*time.Second, func() {
+		_, _ = analyst.Exec(context.Background(), `commit`)
+		close(committed)
+	})
+	defer func() {
+		<-committed
+		analyst.Close(context.Background())
+	}()
 
 	var (
 		stop     atomic.Bool
