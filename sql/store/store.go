@@ -9,6 +9,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -85,6 +86,24 @@ func (st *Store) Dashboard(ctx context.Context, externalID string, now time.Time
 			&s.LastSessionAt, &s.AvgDurationMinutes, &s.CurrentTone, &s.UpdatedAt)
 	})
 	return s, err
+}
+
+// DashboardVersion returns the UpdatedAt of the snapshot Dashboard would
+// return for externalID at now, if that snapshot is already stored; ok is
+// false when Dashboard has work to do (an unknown user or an old window).
+// It only reads, so answering "not modified" costs one indexed lookup.
+func (st *Store) DashboardVersion(ctx context.Context, externalID string, now time.Time) (version time.Time, ok bool, err error) {
+	err = st.retry(ctx, func() error {
+		err := st.pool.QueryRow(ctx,
+			`select v from coco.dashboard_version($1, coco.day_of($2)) as v`, externalID, now,
+		).Scan(&version)
+		ok = err == nil
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	return version, ok, err
 }
 
 // RecomputeUser rebuilds the rollup of the user with externalID for today and
