@@ -11,7 +11,7 @@ import (
 const (
 	corsAllowMethods  = "GET"
 	corsAllowHeaders  = "Authorization, Content-Type, If-None-Match, X-Request-ID"
-	corsExposeHeaders = "X-Request-ID, ETag"
+	corsExposeHeaders = "X-Request-ID, ETag, Coco-Window-End, Coco-Time-Zone"
 	// Ten minutes saves a preflight on most dashboard polls without pinning
 	// a changed policy in browsers for long (Chromium caps it at two hours).
 	corsMaxAge = "600"

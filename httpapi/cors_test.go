@@ -81,7 +81,7 @@ func TestSimpleRequestsGetCORSOnlyFromTheDashboard(t *testing.T) {
 	rec := ts.request(t, http.MethodGet, "/livez", "", "Origin", testOrigin)
 	expectStatus(t, rec, http.StatusOK)
 	expectHeader(t, rec, "Access-Control-Allow-Origin", testOrigin)
-	expectHeader(t, rec, "Access-Control-Expose-Headers", "X-Request-ID, ETag")
+	expectHeader(t, rec, "Access-Control-Expose-Headers", "X-Request-ID, ETag, Coco-Window-End, Coco-Time-Zone")
 	expectHeader(t, rec, "Vary", "Origin")
 
 	// Errors are readable by the dashboard too, so it can show them.

@@ -68,7 +68,7 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request, ps http
 			return
 		}
 		if etag := snapshotETag(userID, version); ok && etagMatches(r, etag) {
-			setCacheHeaders(w, etag)
+			setSnapshotHeaders(w, etag, version)
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
@@ -84,8 +84,9 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request, ps http
 		s.writeError(w, r, err)
 		return
 	}
-	etag := snapshotETag(userID, snapshot.UpdatedAt)
-	setCacheHeaders(w, etag)
+	version := store.Version{WindowEnd: snapshot.WindowEnd, TimeZone: snapshot.TimeZone, UpdatedAt: snapshot.UpdatedAt}
+	etag := snapshotETag(userID, version)
+	setSnapshotHeaders(w, etag, version)
 	if etagMatches(r, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -93,12 +94,16 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request, ps http
 	writeBody(w, http.StatusOK, body)
 }
 
-// setCacheHeaders lets the browser keep the snapshot but makes it ask every
-// time; the 304 makes asking cheap. private: it is one user's data.
-func setCacheHeaders(w http.ResponseWriter, etag string) {
+// setSnapshotHeaders says which days the snapshot shows (the local date of
+// its last day, and the zone in force) and lets the browser keep it but
+// makes it ask every time; the 304 makes asking cheap. private: it is one
+// user's data.
+func setSnapshotHeaders(w http.ResponseWriter, etag string, v store.Version) {
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", "private, no-cache")
+	h.Set("Coco-Window-End", v.WindowEnd.Format(time.DateOnly))
+	h.Set("Coco-Time-Zone", v.TimeZone)
 }
 
 // dashboardJSON shapes a snapshot into the contract. It converts and checks,
@@ -136,12 +141,15 @@ func formatTimestamp(t time.Time) string {
 }
 
 // snapshotETag names one snapshot: the SQL engine moves a rollup's
-// updated_at, strictly increasing, whenever a number or the window changes
-// (an unknown user's empty state carries the start of the day), so the user
-// and that instant identify the body without hashing it. The version prefix
-// changes when this package changes how a snapshot is shaped.
-func snapshotETag(userID string, updatedAt time.Time) string {
-	sum := sha256.Sum256([]byte("v1\x00" + userID + "\x00" + updatedAt.UTC().Format(time.RFC3339Nano)))
+// updated_at, strictly increasing, whenever a number, the window or its zone
+// changes (a new day's window gets the same updated_at wherever it is
+// computed, and an unknown user's empty state the start of the day), so
+// the user, the window, its zone and that instant identify the body and its
+// headers without hashing them. The version prefix changes when this
+// package changes how a snapshot is shaped.
+func snapshotETag(userID string, v store.Version) string {
+	sum := sha256.Sum256([]byte("v2\x00" + userID + "\x00" + v.WindowEnd.Format(time.DateOnly) + "\x00" +
+		v.TimeZone + "\x00" + v.UpdatedAt.UTC().Format(time.RFC3339Nano)))
 	return `"` + hex.EncodeToString(sum[:16]) + `"`
 }
 

@@ -41,10 +41,12 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		"GET /api/dashboard/{user_id}",
 		"GET /docs",
 		"GET /healthz",
+		"GET /internal/users/{user_id}/settings",
 		"GET /livez",
 		"GET /openapi.json",
 		"GET /readyz",
 		"POST /internal/ingest/session_summary",
+		"PUT /internal/users/{user_id}/settings",
 	}
 	if got := specOperations(t); !slices.Equal(got, want) {
 		t.Fatalf("openapi.json operations %q, want %q", got, want)

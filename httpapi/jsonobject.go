@@ -22,14 +22,26 @@ var errNotObject = &problem{"model_attributes_type", "Input should be a valid di
 // used, skips it, so devices written against it may send one.
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
+// extraKeys says what readObject does with a key that is not a field.
+type extraKeys bool
+
+const (
+	// ignoreExtra: devices add fields before the server knows them.
+	ignoreExtra extraKeys = false
+	// refuseExtra: a typo (timezone for time_zone) must not pass silently.
+	refuseExtra extraKeys = true
+)
+
+var errExtra = &problem{"extra_forbidden", "Extra inputs are not permitted"}
+
 // readObject checks that raw is exactly one JSON object and returns the raw
 // values of its keys that are in fields. loc is where raw sits in the
 // request, e.g. ["body"] or ["body", "sessions", 3], and prefixes every
 // error's location. A nil map means raw as a whole was unusable; the errors
 // then say why. Key problems (a key given twice, a field name in another
-// letter case) come back alongside a map, so field errors are reported with
-// them. Keys not in fields are ignored, as the contract says.
-func readObject(raw []byte, loc []any, fields []string) (map[string]json.RawMessage, validationErrors) {
+// letter case, an unknown key when extra is refuseExtra) come back alongside
+// a map, so field errors are reported with them.
+func readObject(raw []byte, loc []any, fields []string, extra extraKeys) (map[string]json.RawMessage, validationErrors) {
 	raw = bytes.TrimPrefix(raw, utf8BOM)
 	if !utf8.Valid(raw) {
 		return nil, validationErrors{{
@@ -89,6 +101,8 @@ func readObject(raw []byte, loc []any, fields []string) (map[string]json.RawMess
 					Loc: within(loc, key), Type: "extra_forbidden",
 					Msg: fmt.Sprintf("Field names are case-sensitive: did you mean %q?", f),
 				})
+			} else if extra == refuseExtra {
+				errs = append(errs, errExtra.at(loc, key))
 			}
 		}
 	}

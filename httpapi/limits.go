@@ -24,6 +24,11 @@ const (
 	// FutureTolerance is how far a device's clock may run ahead of ours:
 	// started_at may be up to this much after now; more is a wrong clock.
 	FutureTolerance = 5 * time.Minute
+	// MaxTimeZoneChars bounds a time zone name (the longest IANA name has 32).
+	MaxTimeZoneChars = 64
+	// MaxDayStartsAt is the latest a family's day may start: noon, so that a
+	// day is never mostly the calendar's next one.
+	MaxDayStartsAt = "12:00"
 	// maxBodyBytes bounds an ingest body (decompressed).
 	maxBodyBytes = 64 << 10
 )

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"coco/sql/migrations"
 	"coco/sql/sqltest"
@@ -189,6 +191,9 @@ func TestOpenAPIStatesTheLimits(t *testing.T) {
 		{"duration_seconds maximum", field("duration_seconds")["maximum"], float64(MaxDurationSeconds)},
 		{"sentiment_score minimum", field("sentiment_score")["minimum"], MinSentiment},
 		{"sentiment_score maximum", field("sentiment_score")["maximum"], MaxSentiment},
+		{"TimeZone maxLength", openAPISchema(t, "TimeZone")["maxLength"], float64(MaxTimeZoneChars)},
+		{"TimeZone pattern", openAPISchema(t, "TimeZone")["pattern"], zoneName.String()},
+		{"DayStartsAt pattern", openAPISchema(t, "DayStartsAt")["pattern"], dayStart.String()},
 	} {
 		if c.got != c.want {
 			t.Errorf("openapi.json %s = %v, want %v", c.what, c.got, c.want)
@@ -205,6 +210,57 @@ func TestOpenAPIStatesTheLimits(t *testing.T) {
 	for _, tc := range externalIDCases {
 		if tc.want == "" && !pattern.MatchString(tc.id) {
 			t.Errorf("openapi.json's ExternalID pattern refuses the valid id %+q", tc.id)
+		}
+	}
+}
+
+// The database's constraints hold the same limits as the constants: the
+// largest value the API takes is stored, the next one is a check violation.
+func TestDatabaseHoldsTheLimits(t *testing.T) {
+	t.Parallel()
+	pool := sqltest.Pool(t)
+	var userID string
+	if err := pool.QueryRow(t.Context(), `select coco.ensure_user('limits')::text`).Scan(&userID); err != nil {
+		t.Fatal(err)
+	}
+	session := func(id string, secs int, score float64) error {
+		_, err := pool.Exec(t.Context(), `
+			insert into sessions (session_id, user_id, started_at, duration_seconds, sentiment_score)
+			values ($1, $2::uuid, now(), $3, $4)`, id, userID, secs, score)
+		return err
+	}
+	settings := func(zone, start string) error {
+		_, err := pool.Exec(t.Context(), `
+			insert into user_settings (user_id, effective_from, time_zone, day_starts_at)
+			values ($1::uuid, clock_timestamp(), $2, $3::interval)`, userID, zone, start)
+		return err
+	}
+	isCheck := func(err error) bool {
+		var pgErr *pgconn.PgError
+		return errors.As(err, &pgErr) && pgErr.Code == "23514"
+	}
+	for _, c := range []struct {
+		what       string
+		err        error
+		checkFails bool
+	}{
+		{"session_id of MaxIDChars", session(strings.Repeat("s", MaxIDChars), 60, 0.5), false},
+		{"session_id of MaxIDChars+1", session(strings.Repeat("s", MaxIDChars+1), 60, 0.5), true},
+		{"duration MaxDurationSeconds", session("d1", MaxDurationSeconds, 0.5), false},
+		{"duration MaxDurationSeconds+1", session("d2", MaxDurationSeconds+1, 0.5), true},
+		{"duration below 0", session("d3", -1, 0.5), true},
+		{"sentiment MaxSentiment", session("s1", 60, MaxSentiment), false},
+		{"sentiment above MaxSentiment", session("s2", 60, MaxSentiment+0.01), true},
+		{"sentiment below MinSentiment", session("s3", 60, MinSentiment-0.01), true},
+		{"day start MaxDayStartsAt", settings("UTC", MaxDayStartsAt), false},
+		{"day start a minute later", settings("UTC", "12:01"), true},
+		// A zone of MaxTimeZoneChars passes the length check (and fails
+		// later, as no zone has that name); one more does not.
+		{"zone of MaxTimeZoneChars+1", settings(strings.Repeat("Z", MaxTimeZoneChars+1), "00:00"), true},
+		{"zone of MaxTimeZoneChars", settings(strings.Repeat("Z", MaxTimeZoneChars), "00:00"), false},
+	} {
+		if got := isCheck(c.err); got != c.checkFails {
+			t.Errorf("%s: %v; want a check violation: %t", c.what, c.err, c.checkFails)
 		}
 	}
 }

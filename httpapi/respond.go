@@ -49,14 +49,18 @@ type conflictBody struct {
 // constraints and values.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		he       *httpError
-		invalid  validationErrors
-		conflict *store.ConflictError
-		tooLarge *http.MaxBytesError
+		he        *httpError
+		invalid   validationErrors
+		refused   *store.InvalidError
+		conflict  *store.ConflictError
+		tooLarge  *http.MaxBytesError
 	)
 	switch {
 	case errors.As(err, &invalid):
 		writeJSON(w, http.StatusUnprocessableEntity, invalid.body())
+	case errors.As(err, &refused):
+		// Only time zones are judged by the database.
+		writeJSON(w, http.StatusUnprocessableEntity, validationErrors{errZoneUnknown.at(bodyLoc, refused.Field)}.body())
 	case errors.As(err, &conflict):
 		writeJSON(w, http.StatusConflict, conflictBody{Status: "conflict", Detail: conflict.Error()})
 	case errors.As(err, &tooLarge):

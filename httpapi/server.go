@@ -87,6 +87,8 @@ func (s *Server) routes() *httprouter.Router {
 
 	r.POST("/internal/ingest/session_summary", s.requireIngestToken(s.handleIngest))
 	r.GET("/api/dashboard/:user_id", s.requireDashboardToken(s.handleDashboard))
+	r.GET("/internal/users/:user_id/settings", s.requireIngestToken(s.handleGetSettings))
+	r.PUT("/internal/users/:user_id/settings", s.requireIngestToken(s.handlePutSettings))
 
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)

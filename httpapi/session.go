@@ -12,16 +12,17 @@ import (
 )
 
 // The session summary's fields in the contract's order, which is also the
-// order of their errors.
+// order of their errors. All are required but time_zone.
 const (
 	fieldSessionID       = "session_id"
 	fieldUserExternalID  = "user_external_id"
 	fieldStartedAt       = "started_at"
 	fieldDurationSeconds = "duration_seconds"
 	fieldSentimentScore  = "sentiment_score"
+	fieldTimeZone        = "time_zone"
 )
 
-var summaryFields = []string{fieldSessionID, fieldUserExternalID, fieldStartedAt, fieldDurationSeconds, fieldSentimentScore}
+var summaryFields = []string{fieldSessionID, fieldUserExternalID, fieldStartedAt, fieldDurationSeconds, fieldSentimentScore, fieldTimeZone}
 
 // bodyLoc is where the fields of a single ingest body are.
 var bodyLoc = []any{"body"}
@@ -31,7 +32,7 @@ var bodyLoc = []any{"body"}
 // problem, and the returned Session holds the fields that were valid (so the
 // request log can name the user even when another field is wrong).
 func decodeSessionSummary(body []byte, now time.Time) (store.Session, error) {
-	values, errs := readObject(body, bodyLoc, summaryFields)
+	values, errs := readObject(body, bodyLoc, summaryFields, ignoreExtra)
 	if values == nil {
 		return store.Session{}, errs
 	}
@@ -52,8 +53,10 @@ func sessionFromFields(values map[string]json.RawMessage, now time.Time, loc []a
 	for _, name := range summaryFields {
 		raw, ok := values[name]
 		if !ok || string(raw) == "null" {
-			// A null is reported as missing: none of the fields is optional.
-			errs = append(errs, errMissing.at(loc, name))
+			// A null is reported as missing.
+			if name != fieldTimeZone {
+				errs = append(errs, errMissing.at(loc, name))
+			}
 			continue
 		}
 		var p *problem
@@ -68,6 +71,8 @@ func sessionFromFields(values map[string]json.RawMessage, now time.Time, loc []a
 			s.DurationSeconds, p = decodeDuration(raw)
 		case fieldSentimentScore:
 			s.SentimentScore, p = decodeSentiment(raw)
+		case fieldTimeZone:
+			s.TimeZone, p = decodeTimeZone(raw)
 		}
 		if p != nil {
 			errs = append(errs, p.at(loc, name))

@@ -3,18 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"coco/sql/store"
 )
 
 func runRecompute(ctx context.Context, c cli, args []string) int {
 	fs := c.flagSet("recompute", "-user ID | -all | -stale", dbVarsHelp+`
-Rebuilds rollups for today's window (UTC) from the stored sessions, with the
-same SQL the ingest trigger runs. Give exactly one of the flags.
+Rebuilds rollups from the stored sessions, for each user's own today (in the
+user's time zone), with the same SQL the ingest trigger runs. Give exactly
+one of the flags. -stale, from cron every 15 minutes, follows every zone's
+midnight.
 `)
 	user := fs.String("user", "", "rebuild the rollup of the user with this external `id`")
 	all := fs.Bool("all", false, "rebuild every user's rollup")
-	stale := fs.Bool("stale", false, "rebuild only the rollups that are missing or for an older window")
+	stale := fs.Bool("stale", false, "rebuild only the rollups that are missing or not for the user's current day and zone")
 	if code := c.parse(fs, args); code >= 0 {
 		return code
 	}
@@ -53,7 +56,7 @@ same SQL the ingest trigger runs. Give exactly one of the flags.
 		}
 		fmt.Fprintf(c.stdout, "recomputed %d rollups\n", n)
 	case *stale:
-		n, err := st.RefreshStale(ctx)
+		n, err := st.RefreshStale(ctx, time.Now())
 		if err != nil {
 			return c.fail("recompute", err)
 		}

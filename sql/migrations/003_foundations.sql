@@ -84,9 +84,3 @@ language sql
 as $$
     select * from coco.dashboard_snapshot(p_external_id, coco.day_start(p_today))
 $$;
-
----- create above / drop below ----
-
-drop function coco.dashboard_snapshot(text, timestamptz);
-alter table users drop constraint users_external_id_visible;
-drop function coco.valid_external_id(text);

@@ -252,14 +252,17 @@ func TestMigrationWaitsOutABriefTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, release := holdSessions(t, url)
-	time.AfterFunc(time.Second, release)
 
+	// The transaction ends once the migration has timed out on it once.
 	var retries int
 	res, err := migrations.Migrate(t.Context(), cfg, migrations.Options{
 		FS:          sqltest.WithMigration(t, `alter table sessions add column note text;`),
 		LockTimeout: 100 * time.Millisecond,
 		Wait:        30 * time.Second,
-		Retrying:    func(int, string) { retries++ },
+		Retrying: func(int, string) {
+			retries++
+			release()
+		},
 	})
 	want := migrations.Result{From: migrations.ExpectedVersion(), To: migrations.ExpectedVersion() + 1}
 	if err != nil || res != want {

@@ -244,7 +244,7 @@ func TestBulkRecomputesGoInBatches(t *testing.T) {
 	if err := pool.QueryRow(t.Context(), `select coco.refresh_stale_rollups(p_limit => 3)`).Scan(&n); err != nil || n != 3 {
 		t.Fatalf("refresh_stale_rollups(p_limit => 3) = %d, %v; want 3", n, err)
 	}
-	if n, err := st.RefreshStale(t.Context()); err != nil || n != users-3 {
+	if n, err := st.RefreshStale(t.Context(), time.Now()); err != nil || n != users-3 {
 		t.Errorf("RefreshStale = %d, %v; want the %d users still without a rollup", n, err, users-3)
 	}
 	if n, err := st.RecomputeAll(t.Context()); err != nil || n != users {

@@ -24,6 +24,15 @@ func (e *ConflictError) Error() string {
 	return "session_id is already stored with different values: " + e.Fields
 }
 
+// InvalidError means the database refused a value that only it can judge:
+// a time zone it does not know.
+type InvalidError struct {
+	// Field names the request field, e.g. "time_zone".
+	Field string
+}
+
+func (e *InvalidError) Error() string { return "invalid " + e.Field }
+
 // unavailableClasses are the SQLSTATE classes that say "not now": connection
 // exceptions (08), insufficient resources such as a full disk or too many
 // connections (53), and operator intervention such as a shutdown, a
@@ -42,7 +51,8 @@ var unavailableCodes = map[string]bool{
 	"58030": true, // io_error
 }
 
-// classify maps a driver error to ErrUnavailable, *ConflictError or itself
+// classify maps a driver error to ErrUnavailable, *ConflictError,
+// *InvalidError or itself
 // (an internal error whose text must never reach a client).
 func classify(ctx context.Context, err error) error {
 	if err == nil {
@@ -53,6 +63,8 @@ func classify(ctx context.Context, err error) error {
 		switch {
 		case pgErr.Code == "CC409":
 			return &ConflictError{Fields: pgErr.Detail}
+		case pgErr.Code == "CC422":
+			return &InvalidError{Field: pgErr.Detail}
 		case unavailableCodes[pgErr.Code] || len(pgErr.Code) == 5 && unavailableClasses[pgErr.Code[:2]]:
 			return errors.Join(ErrUnavailable, err)
 		}

@@ -32,6 +32,9 @@ type Session struct {
 	StartedAt       time.Time
 	DurationSeconds int
 	SentimentScore  float64
+	// TimeZone is the zone the device was in when the session started, ""
+	// when it did not say.
+	TimeZone string
 }
 
 // IngestStatus is what storing a session did.
@@ -43,22 +46,30 @@ const (
 )
 
 // Ingest stores s once: Stored the first time, Duplicate when the same
-// session is already stored, or a *ConflictError when its session_id is
-// stored with other values.
+// session is already stored, a *ConflictError when its session_id is stored
+// with other values, or an *InvalidError for a time zone PostgreSQL does not
+// know. A zone that differs from the one in force when the session started
+// is recorded in the user's settings history.
 func (st *Store) Ingest(ctx context.Context, s Session) (IngestStatus, error) {
 	var status IngestStatus
 	err := st.retry(ctx, func() error {
-		return st.pool.QueryRow(ctx,
-			`select coco.ingest_session($1, $2, $3, $4, $5)`,
-			s.SessionID, s.UserExternalID, s.StartedAt, s.DurationSeconds, s.SentimentScore,
+		if s.TimeZone == "" {
+			return st.pool.QueryRow(ctx, `select coco.ingest_session($1, $2, $3, $4, $5)`,
+				s.SessionID, s.UserExternalID, s.StartedAt, s.DurationSeconds, s.SentimentScore,
+			).Scan(&status)
+		}
+		return st.pool.QueryRow(ctx, `select coco.ingest_session($1, $2, $3, $4, $5, $6)`,
+			s.SessionID, s.UserExternalID, s.StartedAt, s.DurationSeconds, s.SentimentScore, s.TimeZone,
 		).Scan(&status)
 	})
 	return status, err
 }
 
-// Snapshot is one user's stored seven-day rollup, oldest day first.
+// Snapshot is one user's seven-day rollup, oldest day first.
 type Snapshot struct {
+	// WindowEnd is the user's local date of the last day, in TimeZone.
 	WindowEnd          time.Time
+	TimeZone           string
 	StreakDays         int
 	DailyActivity      []bool
 	DailyDurations     []int
@@ -69,50 +80,130 @@ type Snapshot struct {
 	UpdatedAt          time.Time
 }
 
+// snapshotColumns are the columns of coco.fresh_snapshot and
+// coco.dashboard_at, in Snapshot's order. The sentiments are numeric(4,2);
+// as float8 they print as 0.68, never 0.6800000001.
+const snapshotColumns = `window_end, time_zone, streak_days, daily_activity, daily_durations,
+	daily_sentiment::float8[], last_session_at, avg_duration_minutes, current_tone, updated_at`
+
+func (s *Snapshot) fields() []any {
+	return []any{&s.WindowEnd, &s.TimeZone, &s.StreakDays, &s.DailyActivity, &s.DailyDurations,
+		&s.DailySentiment, &s.LastSessionAt, &s.AvgDurationMinutes, &s.CurrentTone, &s.UpdatedAt}
+}
+
 // Dashboard returns the snapshot of the user with externalID at the instant
-// now, as coco.dashboard_snapshot computes it: the stored rollup when it is
-// current, a fresh one for a known user whose window moved on, the empty
-// state for an unknown user. It never creates a user.
+// now, for the user's own day: the stored rollup when it is current (one
+// inlined query), otherwise coco.dashboard_at's, which recomputes a known
+// user's window or gives an unknown user the empty state, never creating a
+// user.
 func (st *Store) Dashboard(ctx context.Context, externalID string, now time.Time) (Snapshot, error) {
 	var s Snapshot
 	err := st.retry(ctx, func() error {
-		// The sentiments are numeric(4,2); as float8 they print as 0.68, never 0.6800000001.
-		return st.pool.QueryRow(ctx,
-			`select window_end, streak_days, daily_activity, daily_durations, daily_sentiment::float8[],
-			        last_session_at, avg_duration_minutes, current_tone, updated_at
-			   from coco.dashboard_snapshot($1, $2)`,
-			externalID, now,
-		).Scan(&s.WindowEnd, &s.StreakDays, &s.DailyActivity, &s.DailyDurations, &s.DailySentiment,
-			&s.LastSessionAt, &s.AvgDurationMinutes, &s.CurrentTone, &s.UpdatedAt)
+		err := st.pool.QueryRow(ctx, `select `+snapshotColumns+` from coco.fresh_snapshot($1, $2)`,
+			externalID, now).Scan(s.fields()...)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = st.pool.QueryRow(ctx, `select `+snapshotColumns+` from coco.dashboard_at($1, $2)`,
+				externalID, now).Scan(s.fields()...)
+		}
+		return err
 	})
 	return s, err
 }
 
-// DashboardVersion returns the UpdatedAt of the snapshot Dashboard would
+// Version names a stored snapshot: the user's window, its zone and when it
+// last changed.
+type Version struct {
+	WindowEnd time.Time
+	TimeZone  string
+	UpdatedAt time.Time
+}
+
+// DashboardVersion returns the Version of the snapshot Dashboard would
 // return for externalID at now, if that snapshot is already stored; ok is
-// false when Dashboard has work to do (an unknown user or an old window).
-// It only reads, so answering "not modified" costs one indexed lookup.
-func (st *Store) DashboardVersion(ctx context.Context, externalID string, now time.Time) (version time.Time, ok bool, err error) {
+// false when Dashboard has work to do (an unknown user or a window that is
+// not current). It only reads, so answering "not modified" costs one
+// indexed lookup.
+func (st *Store) DashboardVersion(ctx context.Context, externalID string, now time.Time) (v Version, ok bool, err error) {
 	err = st.retry(ctx, func() error {
 		err := st.pool.QueryRow(ctx,
-			`select v from coco.dashboard_version($1, coco.day_of($2)) as v`, externalID, now,
-		).Scan(&version)
+			`select window_end, time_zone, updated_at from coco.fresh_snapshot($1, $2)`, externalID, now,
+		).Scan(&v.WindowEnd, &v.TimeZone, &v.UpdatedAt)
 		ok = err == nil
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		return err
 	})
-	return version, ok, err
+	return v, ok, err
 }
 
-// RecomputeUser rebuilds the rollup of the user with externalID for today and
-// reports whether that user exists.
+// Settings are a user's time zone and day start: those in force, and every
+// change, oldest first.
+type Settings struct {
+	TimeZone    string
+	DayStartsAt string // HH:MM
+	History     []SettingsChange
+}
+
+// SettingsChange is a change of settings in force from EffectiveFrom on.
+// In a change to make, an empty TimeZone or DayStartsAt keeps the value in
+// force at EffectiveFrom.
+type SettingsChange struct {
+	EffectiveFrom time.Time
+	TimeZone      string
+	DayStartsAt   string // HH:MM
+}
+
+// Settings returns the settings of the user with externalID at now, and
+// whether the user exists.
+func (st *Store) Settings(ctx context.Context, externalID string, now time.Time) (Settings, bool, error) {
+	var s Settings
+	var froms []time.Time
+	var zones, starts []string
+	err := st.retry(ctx, func() error {
+		return st.pool.QueryRow(ctx, `
+			select st.time_zone, to_char(st.day_starts_at, 'HH24:MI'),
+			       array(select h.effective_from from coco.settings_history($1) h),
+			       array(select h.time_zone from coco.settings_history($1) h),
+			       array(select h.day_starts_at from coco.settings_history($1) h)
+			  from users u cross join lateral coco.settings_at(u.id, $2) st
+			 where u.external_id = $1`, externalID, now,
+		).Scan(&s.TimeZone, &s.DayStartsAt, &froms, &zones, &starts)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, false, nil
+	}
+	for i := range froms {
+		s.History = append(s.History, SettingsChange{EffectiveFrom: froms[i], TimeZone: zones[i], DayStartsAt: starts[i]})
+	}
+	return s, err == nil, err
+}
+
+// ChangeSettings records c for the user with externalID, creating the user
+// if unknown (coco.put_settings); the rollup follows. An unknown zone is an
+// *InvalidError.
+func (st *Store) ChangeSettings(ctx context.Context, externalID string, c SettingsChange) error {
+	return st.retry(ctx, func() error {
+		_, err := st.pool.Exec(ctx, `select coco.put_settings($1, $2, $3::interval, $4)`,
+			externalID, nullIfEmpty(c.TimeZone), nullIfEmpty(c.DayStartsAt), c.EffectiveFrom)
+		return err
+	})
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// RecomputeUser rebuilds the rollup of the user with externalID for the
+// user's today and reports whether that user exists.
 func (st *Store) RecomputeUser(ctx context.Context, externalID string) (bool, error) {
 	var n int
 	err := st.retry(ctx, func() error {
 		return st.pool.QueryRow(ctx,
-			`select coco.recompute_rollups(array(select id from users where external_id = $1))`,
+			`select coco.store_rollups(array(select id from users where external_id = $1), now(), clock_timestamp())`,
 			externalID,
 		).Scan(&n)
 	})
@@ -123,7 +214,7 @@ func (st *Store) RecomputeUser(ctx context.Context, externalID string) (bool, er
 // ingests and reads of those users wait for it, so it stays short.
 const recomputeBatch = 500
 
-// RecomputeAll rebuilds every user's rollup for today, a batch of users per
+// RecomputeAll rebuilds every user's rollup for the user's today, a batch of users per
 // transaction, and returns how many.
 func (st *Store) RecomputeAll(ctx context.Context) (int, error) {
 	total, after := 0, "00000000-0000-0000-0000-000000000000"
@@ -132,7 +223,7 @@ func (st *Store) RecomputeAll(ctx context.Context) (int, error) {
 		var last *string
 		err := st.retry(ctx, func() error {
 			return st.pool.QueryRow(ctx,
-				`select ids[cardinality(ids)]::text, coco.recompute_rollups(ids)
+				`select ids[cardinality(ids)]::text, coco.store_rollups(ids, now(), clock_timestamp())
 				   from (select array_agg(id order by id) as ids
 				           from (select id from users where id > $1::uuid order by id limit $2) as next) as batch`,
 				after, recomputeBatch,
@@ -146,14 +237,15 @@ func (st *Store) RecomputeAll(ctx context.Context) (int, error) {
 	}
 }
 
-// RefreshStale rebuilds the rollups that are missing or not for today's
-// window, a batch of users per transaction, and returns how many.
-func (st *Store) RefreshStale(ctx context.Context) (int, error) {
+// RefreshStale rebuilds the rollups that are not current at now for their
+// user's own day (missing, or for another day or zone), a batch of users per
+// transaction, and returns how many.
+func (st *Store) RefreshStale(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for {
 		var n int
 		err := st.retry(ctx, func() error {
-			return st.pool.QueryRow(ctx, `select coco.refresh_stale_rollups(p_limit => $1)`, recomputeBatch).Scan(&n)
+			return st.pool.QueryRow(ctx, `select coco.refresh_stale_rollups($1::timestamptz, $2)`, now, recomputeBatch).Scan(&n)
 		})
 		total += n
 		if err != nil || n < recomputeBatch {
