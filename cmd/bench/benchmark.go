@@ -1,10 +1,13 @@
 package main
 
 import (
+	"coco/cmd/internal/gitbuild"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -16,6 +19,8 @@ type Report struct {
 	Settings   map[string]any `json:"settings"`
 	Results    []Result       `json:"results"`
 	PeakRSSMiB float64        `json:"coco_peak_rss_mib"`
+	Zoned      []Result       `json:"zoned,omitempty"`
+	Baseline   []Result       `json:"baseline,omitempty"`
 	Growth     []Result       `json:"growth,omitempty"`
 }
 
@@ -44,6 +49,32 @@ type bench struct {
 	o options
 }
 
+// pair measures the same scenario on this build and on the baseline, one
+// run of each in turn, so a slow moment of the machine hits both alike.
+func (b bench) pair(ctx context.Context, scenario, baseLabel string, clients int, do, baseDo request) (Result, Result) {
+	progress("%s, %d clients, alternating with %s", scenario, clients, strings.TrimSuffix(baseLabel, ": "))
+	closedLoop(ctx, clients, b.o.warmup, do)
+	closedLoop(ctx, clients, b.o.warmup, baseDo)
+	r := Result{Scenario: scenario, Clients: clients}
+	base := Result{Scenario: baseLabel + scenario, Clients: clients}
+	for range b.o.repeats {
+		for _, x := range []struct {
+			res *Result
+			do  request
+		}{{&r, do}, {&base, baseDo}} {
+			s := closedLoop(ctx, clients, b.o.duration, x.do)
+			x.res.Runs = append(x.res.Runs, s)
+			x.res.Errors += s.Errors
+		}
+	}
+	for _, x := range []*Result{&r, &base} {
+		x.RPS = median(x.Runs, func(s Stats) float64 { return s.RPS })
+		x.P50ms = median(x.Runs, func(s Stats) float64 { return s.P50ms })
+		x.P99ms = median(x.Runs, func(s Stats) float64 { return s.P99ms })
+	}
+	return r, base
+}
+
 // measure warms up, then runs the load o.repeats times.
 func (b bench) measure(ctx context.Context, scenario string, clients int, do request) Result {
 	progress("%s, %d clients", scenario, clients)
@@ -68,7 +99,7 @@ func versus(r *Result, base Result, ratio float64) {
 func benchmark(ctx context.Context, o options) (*Report, error) {
 	rep := &Report{Started: time.Now().UTC(), Settings: map[string]any{
 		"duration": o.duration.String(), "warmup": o.warmup.String(), "repeats": o.repeats,
-		"pool_max_conns": o.poolSize, "big": o.big,
+		"pool_max_conns": o.poolSize, "big": o.big, "baseline": o.baseline,
 	}}
 	server, err := serverURL(ctx)
 	if err != nil {
@@ -85,11 +116,23 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 		return nil, fmt.Errorf("build coco: %w", err)
 	}
 
-	d, err := deploy(ctx, server, bin, "coco_bench", o.poolSize)
+	d, err := deploy(ctx, server, bin, "coco_bench", o.poolSize, migrateHere)
 	if err != nil {
 		return nil, err
 	}
 	defer d.close()
+	var base *deployment
+	if o.baseline != "" {
+		progress("building coco at %s", o.baseline)
+		baseBin, err := gitbuild.Coco(ctx, o.baseline, filepath.Join(tmp, "baseline"))
+		if err != nil {
+			return nil, err
+		}
+		if base, err = deploy(ctx, server, baseBin, "coco_bench_baseline", o.poolSize, migrateWith(baseBin)); err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		defer base.close()
+	}
 	var pgVersion string
 	if err := d.pool.QueryRow(ctx, "show server_version").Scan(&pgVersion); err != nil {
 		return nil, err
@@ -106,14 +149,38 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	var baseETags map[string]string
+	if base != nil {
+		if err := seedWeek(ctx, base.store, readers); err != nil {
+			return nil, fmt.Errorf("seed the baseline's readers: %w", err)
+		}
+		if baseETags, err = base.etagsOf(readers); err != nil {
+			return nil, err
+		}
+	}
 
 	b := bench{o: o}
 	for _, c := range o.clients {
-		ingestHTTP := b.measure(ctx, "ingest http", c, t.ingestHTTP("writer", writers))
+		// The HTTP scenarios run alternately with the baseline's, if any.
+		var ingestHTTP, readHTTP, read304 Result
+		if base == nil {
+			ingestHTTP = b.measure(ctx, "ingest http", c, t.ingestHTTP("writer", writers))
+			readHTTP = b.measure(ctx, "dashboard http", c, t.dashboardHTTP(readers, nil))
+			read304 = b.measure(ctx, "dashboard 304", c, t.dashboardHTTP(readers, etags))
+		} else {
+			label := o.baseline + ": "
+			var baseIngest, baseRead, base304 Result
+			ingestHTTP, baseIngest = b.pair(ctx, "ingest http", label, c, t.ingestHTTP("writer", writers), base.ingestHTTP("writer", writers))
+			readHTTP, baseRead = b.pair(ctx, "dashboard http", label, c, t.dashboardHTTP(readers, nil), base.dashboardHTTP(readers, nil))
+			read304, base304 = b.pair(ctx, "dashboard 304", label, c, t.dashboardHTTP(readers, etags), base.dashboardHTTP(readers, baseETags))
+			for _, p := range [][2]Result{{ingestHTTP, baseIngest}, {readHTTP, baseRead}, {read304, base304}} {
+				current := p[0]
+				versus(&current, p[1], current.RPS/p[1].RPS)
+				rep.Baseline = append(rep.Baseline, p[1], current)
+			}
+		}
 		ingestSQL := b.measure(ctx, "ingest sql", c, t.ingestSQL("writer", writers))
-		readHTTP := b.measure(ctx, "dashboard http", c, t.dashboardHTTP(readers, nil))
 		readSQL := b.measure(ctx, "dashboard sql", c, t.dashboardSQL(readers))
-		read304 := b.measure(ctx, "dashboard 304", c, t.dashboardHTTP(readers, etags))
 		versus(&ingestHTTP, ingestSQL, ingestHTTP.RPS/ingestSQL.RPS)
 		versus(&readHTTP, readSQL, readHTTP.RPS/readSQL.RPS)
 		versus(&read304, readHTTP, read304.RPS/readHTTP.RPS)
@@ -124,6 +191,9 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 	}
 	if rep.PeakRSSMiB, err = d.proc.peakRSS(); err != nil {
 		return nil, err
+	}
+	if rep.Zoned, err = b.zoned(ctx, t, d.pool); err != nil {
+		return nil, fmt.Errorf("zoned: %w", err)
 	}
 
 	if o.growth {
@@ -140,6 +210,14 @@ func (r *Report) print(w io.Writer) {
 		r.Settings["duration"], r.Settings["repeats"], r.Settings["pool_max_conns"])
 	table(w, r.Results, "rps ratio")
 	fmt.Fprintf(w, "\ncoco peak RSS: %.1f MiB\n", r.PeakRSSMiB)
+	if len(r.Baseline) > 0 {
+		fmt.Fprintf(w, "\nthis build against %s, alternating runs (ratio = this build over it)\n\n", r.Settings["baseline"])
+		table(w, r.Baseline, "rps ratio")
+	}
+	if len(r.Zoned) > 0 {
+		fmt.Fprintf(w, "\nusers with time zones (12 zones) against UTC users (ratio = zoned over UTC)\n\n")
+		table(w, r.Zoned, "rps ratio")
+	}
 	if len(r.Growth) > 0 {
 		fmt.Fprintf(w, "\ngrowth (ratio = p50 over the 1-thousand-session case)\n\n")
 		table(w, r.Growth, "p50 ratio")

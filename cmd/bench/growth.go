@@ -12,7 +12,7 @@ import (
 // The rollup only reads the seven-day window through the (user_id,
 // started_at) index, so none of these should be much slower than the first.
 func (b bench) growth(ctx context.Context, server, bin string) ([]Result, error) {
-	d, err := deploy(ctx, server, bin, "coco_bench_growth", b.o.poolSize)
+	d, err := deploy(ctx, server, bin, "coco_bench_growth", b.o.poolSize, migrateHere)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ type options struct {
 	growth   bool
 	big      int
 	out      string
+	baseline string
 }
 
 func main() {
@@ -41,8 +42,8 @@ func run(args []string) int {
 
 Database: BENCH_DATABASE_URL, else the local dev PostgreSQL (.localpg). On
 that server the benchmark drops and recreates the databases coco_bench and
-coco_bench_growth WITH (FORCE), disconnecting their users: point it only at a
-server of your own. It ignores DATABASE_URL.
+coco_bench_growth (and with -baseline, coco_bench_baseline) WITH (FORCE),
+disconnecting their users: point it only at a server of your own. It ignores DATABASE_URL.
 
 flags:`)
 		fs.PrintDefaults()
@@ -57,6 +58,7 @@ flags:`)
 	fs.BoolVar(&o.growth, "growth", true, "also measure with 1 thousand and 1 million stored sessions and a 10-thousand-session user")
 	fs.IntVar(&o.big, "big", 1_000_000, "stored sessions for the large growth case")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
+	fs.StringVar(&o.baseline, "baseline", "", "also run coco as it was at this git `revision` (a previous release) on a database of its own, alternating its runs with this build's, and report this build over it")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0

@@ -37,14 +37,21 @@ func nextSession(prefix string, users int) store.Session {
 
 func (t target) ingestHTTP(prefix string, users int) request {
 	return func(_ context.Context, client int) error {
-		s := nextSession(prefix, users)
-		body := fmt.Sprintf(`{"session_id":%q,"user_external_id":%q,"started_at":%q,"duration_seconds":%d,"sentiment_score":%g}`,
-			s.SessionID, s.UserExternalID, s.StartedAt.Format(time.RFC3339), s.DurationSeconds, s.SentimentScore)
-		req := fmt.Sprintf("POST /internal/ingest/session_summary HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
-			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", t.host, ingestToken, len(body), body)
-		_, err := t.expect(client, req, http.StatusOK)
+		_, err := t.expect(client, t.ingestRequest(nextSession(prefix, users)), http.StatusOK)
 		return err
 	}
+}
+
+// ingestRequest is the HTTP request that posts s.
+func (t target) ingestRequest(s store.Session) string {
+	zone := ""
+	if s.TimeZone != "" {
+		zone = fmt.Sprintf(`,"time_zone":%q`, s.TimeZone)
+	}
+	body := fmt.Sprintf(`{"session_id":%q,"user_external_id":%q,"started_at":%q,"duration_seconds":%d,"sentiment_score":%g%s}`,
+		s.SessionID, s.UserExternalID, s.StartedAt.Format(time.RFC3339), s.DurationSeconds, s.SentimentScore, zone)
+	return fmt.Sprintf("POST /internal/ingest/session_summary HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", t.host, ingestToken, len(body), body)
 }
 
 func (t target) ingestSQL(prefix string, users int) request {

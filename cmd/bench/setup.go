@@ -46,8 +46,9 @@ func serverURL(ctx context.Context) (string, error) {
 }
 
 // freshDatabase drops and recreates database name on the server, migrates
-// it, and returns its URL with the pool size both coco and the direct pool use.
-func freshDatabase(ctx context.Context, server, name string, poolSize int) (string, error) {
+// it with migrate, and returns its URL with the pool size both coco and the
+// direct pool use.
+func freshDatabase(ctx context.Context, server, name string, poolSize int, migrate func(ctx context.Context, dbURL string) error) (string, error) {
 	admin, err := pgx.Connect(ctx, server)
 	if err != nil {
 		return "", err
@@ -65,11 +66,7 @@ func freshDatabase(ctx context.Context, server, name string, poolSize int) (stri
 		return "", err
 	}
 	u.Path = "/" + name
-	cfg, err := pgx.ParseConfig(u.String())
-	if err != nil {
-		return "", err
-	}
-	if _, err := migrations.Migrate(ctx, cfg, migrations.Options{}); err != nil {
+	if err := migrate(ctx, u.String()); err != nil {
 		return "", err
 	}
 	q := u.Query()
@@ -86,8 +83,33 @@ type deployment struct {
 	proc *cocoProcess
 }
 
-func deploy(ctx context.Context, server, bin, name string, poolSize int) (*deployment, error) {
-	dbURL, err := freshDatabase(ctx, server, name, poolSize)
+// migrateHere applies this build's migrations.
+func migrateHere(ctx context.Context, dbURL string) error {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return err
+	}
+	_, err = migrations.Migrate(ctx, cfg, migrations.Options{})
+	return err
+}
+
+// migrateWith returns a migrate function that runs `bin migrate`: a
+// previous release sets up its own schema.
+func migrateWith(bin string) func(context.Context, string) error {
+	return func(ctx context.Context, dbURL string) error {
+		cmd := exec.CommandContext(ctx, bin, "migrate")
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s migrate: %v\n%s", bin, err, out)
+		}
+		return nil
+	}
+}
+
+// deploy creates database name, migrated with migrate, and starts the coco
+// at bin on it.
+func deploy(ctx context.Context, server, bin, name string, poolSize int, migrate func(context.Context, string) error) (*deployment, error) {
+	dbURL, err := freshDatabase(ctx, server, name, poolSize, migrate)
 	if err != nil {
 		return nil, fmt.Errorf("create database %s: %w", name, err)
 	}

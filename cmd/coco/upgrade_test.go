@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"coco/cmd/internal/gitbuild"
 	"coco/cmd/internal/localpg"
 	"coco/sql/migrations"
 	"coco/sql/sqltest"
@@ -34,36 +34,7 @@ var (
 func previousBinary(t *testing.T) string {
 	t.Helper()
 	previousOnce.Do(func() {
-		dir := filepath.Join(binDir, "previous")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			previousErr = err
-			return
-		}
-		archive := exec.Command("git", "archive", previousRelease)
-		archive.Dir = "../.." // the repository's root: in a subfolder, git archives only that
-		extract := exec.Command("tar", "-x", "-C", dir)
-		var stderr bytes.Buffer
-		archive.Stderr = &stderr
-		if extract.Stdin, previousErr = archive.StdoutPipe(); previousErr != nil {
-			return
-		}
-		if previousErr = extract.Start(); previousErr != nil {
-			return
-		}
-		if err := archive.Run(); err != nil {
-			previousErr = fmt.Errorf("git archive %s (the previous release; a shallow clone lacks it): %v\n%s", previousRelease, err, stderr.String())
-			return
-		}
-		if previousErr = extract.Wait(); previousErr != nil {
-			return
-		}
-		build := exec.Command("go", "build", "-o", filepath.Join(dir, "coco"), "./cmd/coco")
-		build.Dir = dir
-		if out, err := build.CombinedOutput(); err != nil {
-			previousErr = fmt.Errorf("build the previous release: %v\n%s", err, out)
-			return
-		}
-		previousBin = filepath.Join(dir, "coco")
+		previousBin, previousErr = gitbuild.Coco(context.Background(), previousRelease, filepath.Join(binDir, "previous"))
 	})
 	if previousErr != nil {
 		t.Fatal(previousErr)
