@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"compress/gzip"
 	"errors"
 	"io"
 	"mime"
@@ -8,23 +9,78 @@ import (
 	"strings"
 )
 
-var errBodyRead = &httpError{http.StatusBadRequest, "Could not read the request body"}
+var (
+	errBodyRead = &httpError{http.StatusBadRequest, "Could not read the request body"}
+	errGzip     = &httpError{http.StatusBadRequest, "Request body is not valid gzip"}
+	errEncoding = &httpError{http.StatusUnsupportedMediaType, "Content-Encoding must be gzip, or absent"}
+)
 
-// readBody reads a JSON request body of at most limit bytes: the one reader
-// of every route that takes a body.
+// readBody reads a JSON request body of at most limit bytes, after
+// decompression when it is sent with Content-Encoding: gzip: the one reader
+// of every route that takes a body. The limit is enforced while reading,
+// so a zip bomb costs no more than limit bytes of memory.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if err := checkJSONContentType(r); err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(innermost(w), r.Body, limit))
+	gzipped, err := isGzipped(r)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if !errors.As(err, &tooLarge) {
-			err = errBodyRead // the client went away or stalled mid-body
-		}
 		return nil, err
 	}
+	if !gzipped {
+		body, err := io.ReadAll(http.MaxBytesReader(innermost(w), r.Body, limit))
+		if err != nil {
+			return nil, bodyError(err, limit, errBodyRead)
+		}
+		return body, nil
+	}
+	// What arrives is bounded too: gzip grows data it cannot compress by a
+	// little, never by more than this slack.
+	zr, err := gzip.NewReader(http.MaxBytesReader(innermost(w), r.Body, limit+limit/64+1024))
+	if err != nil {
+		return nil, bodyError(err, limit, errGzip)
+	}
+	defer zr.Close()
+	body, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	switch {
+	case err != nil:
+		return nil, bodyError(err, limit, errGzip)
+	case int64(len(body)) > limit:
+		// The rest of the body is not worth reading: end the connection
+		// after the answer, as MaxBytesReader does.
+		w.Header().Set("Connection", "close")
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
 	return body, nil
+}
+
+// bodyError is a 413 for a body past the limit, otherwise otherwise: the
+// client went away or stalled mid-body, or its gzip stream is corrupt.
+func bodyError(err error, limit int64, otherwise error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &http.MaxBytesError{Limit: limit}
+	}
+	return otherwise
+}
+
+// isGzipped reads Content-Encoding: absent (or identity), or gzip; anything
+// else, several encodings included, is a 415.
+func isGzipped(r *http.Request) (bool, error) {
+	values := r.Header.Values("Content-Encoding")
+	switch {
+	case len(values) == 0:
+		return false, nil
+	case len(values) > 1:
+		return false, errEncoding
+	}
+	switch strings.ToLower(strings.TrimSpace(values[0])) {
+	case "", "identity":
+		return false, nil
+	case "gzip", "x-gzip":
+		return true, nil
+	}
+	return false, errEncoding
 }
 
 // checkJSONContentType refuses a body declared as anything but JSON in

@@ -45,6 +45,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		"GET /livez",
 		"GET /openapi.json",
 		"GET /readyz",
+		"POST /internal/ingest/session_summaries",
 		"POST /internal/ingest/session_summary",
 		"PUT /internal/users/{user_id}/settings",
 	}

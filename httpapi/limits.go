@@ -29,8 +29,12 @@ const (
 	// MaxDayStartsAt is the latest a family's day may start: noon, so that a
 	// day is never mostly the calendar's next one.
 	MaxDayStartsAt = "12:00"
-	// maxBodyBytes bounds an ingest body (decompressed).
-	maxBodyBytes = 64 << 10
+	// MaxBatchSessions bounds the items of a batch ingest.
+	MaxBatchSessions = 1000
+	// maxBodyBytes bounds an ingest body, maxBatchBytes a batch's (both
+	// decompressed).
+	maxBodyBytes  = 64 << 10
+	maxBatchBytes = 1 << 20
 )
 
 // minStartedAt is the earliest plausible started_at: an earlier year is a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"coco/sql/store"
@@ -23,7 +24,6 @@ var (
 	errForbiddenUser    = &httpError{http.StatusForbidden, "This token may not read this user's dashboard"}
 	errNotFound         = &httpError{http.StatusNotFound, "Not Found"}
 	errMethodNotAllowed = &httpError{http.StatusMethodNotAllowed, "Method Not Allowed"}
-	errTooLarge         = &httpError{http.StatusRequestEntityTooLarge, "Request body is larger than 64 KiB"}
 	errMediaType        = &httpError{http.StatusUnsupportedMediaType, "Content-Type must be application/json"}
 	errDraining         = &httpError{http.StatusServiceUnavailable, "shutting down"}
 	errUnavailable      = &httpError{http.StatusServiceUnavailable, "database unavailable"}
@@ -49,11 +49,11 @@ type conflictBody struct {
 // constraints and values.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		he        *httpError
-		invalid   validationErrors
-		refused   *store.InvalidError
-		conflict  *store.ConflictError
-		tooLarge  *http.MaxBytesError
+		he       *httpError
+		invalid  validationErrors
+		refused  *store.InvalidError
+		conflict *store.ConflictError
+		tooLarge *http.MaxBytesError
 	)
 	switch {
 	case errors.As(err, &invalid):
@@ -64,7 +64,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &conflict):
 		writeJSON(w, http.StatusConflict, conflictBody{Status: "conflict", Detail: conflict.Error()})
 	case errors.As(err, &tooLarge):
-		writeJSON(w, errTooLarge.status, detailBody{errTooLarge.detail})
+		writeJSON(w, http.StatusRequestEntityTooLarge, detailBody{"Request body is larger than " + byteSize(tooLarge.Limit)})
 	case errors.Is(err, store.ErrUnavailable):
 		if r.Context().Err() != nil {
 			// The client hung up, which cancelled the query: not an outage.
@@ -85,6 +85,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.logger.Error("request failed", "request_id", requestIDFrom(r.Context()), "error", err.Error())
 		writeJSON(w, errInternal.status, detailBody{errInternal.detail})
 	}
+}
+
+// byteSize writes a body limit as people do: 64 KiB, 1 MiB.
+func byteSize(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
 }
 
 // marshalJSON encodes v the way FastAPI's JSONResponse does: compact, no

@@ -86,6 +86,7 @@ func (s *Server) routes() *httprouter.Router {
 	// for every route and middleware alike.
 
 	r.POST("/internal/ingest/session_summary", s.requireIngestToken(s.handleIngest))
+	r.POST("/internal/ingest/session_summaries", s.requireIngestToken(s.handleIngestBatch))
 	r.GET("/api/dashboard/:user_id", s.requireDashboardToken(s.handleDashboard))
 	r.GET("/internal/users/:user_id/settings", s.requireIngestToken(s.handleGetSettings))
 	r.PUT("/internal/users/:user_id/settings", s.requireIngestToken(s.handlePutSettings))

@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,11 @@ type IngestStatus string
 const (
 	Stored    IngestStatus = "ok"
 	Duplicate IngestStatus = "duplicate"
+	// The statuses below are batch items' only; a single ingest returns
+	// them as errors.
+	Conflict IngestStatus = "conflict"
+	Invalid  IngestStatus = "invalid"
+	Gone     IngestStatus = "gone"
 )
 
 // Ingest stores s once: Stored the first time, Duplicate when the same
@@ -63,6 +69,52 @@ func (st *Store) Ingest(ctx context.Context, s Session) (IngestStatus, error) {
 		).Scan(&status)
 	})
 	return status, err
+}
+
+// BatchOutcome is what storing one item of a batch did.
+type BatchOutcome struct {
+	Status IngestStatus
+	// Detail names the fields that differ (Conflict) or the invalid field
+	// (Invalid: "time_zone").
+	Detail string
+}
+
+// IngestBatch stores sessions in one transaction (coco.ingest_sessions):
+// all of them or, on an error, none. Each user's rollup is recomputed once.
+// It returns one outcome per session, in order.
+func (st *Store) IngestBatch(ctx context.Context, sessions []Session) ([]BatchOutcome, error) {
+	if len(sessions) == 0 {
+		return nil, nil
+	}
+	n := len(sessions)
+	ids, users, zones := make([]string, n), make([]string, n), make([]*string, n)
+	started, durations, scores := make([]time.Time, n), make([]int32, n), make([]float64, n)
+	for i, s := range sessions {
+		ids[i], users[i], zones[i] = s.SessionID, s.UserExternalID, nullIfEmpty(s.TimeZone)
+		started[i], durations[i], scores[i] = s.StartedAt, int32(s.DurationSeconds), s.SentimentScore
+	}
+	out := make([]BatchOutcome, 0, n)
+	err := st.retry(ctx, func() error {
+		out = out[:0]
+		rows, err := st.pool.Query(ctx, `select status, coalesce(detail, '') from coco.ingest_sessions($1, $2, $3, $4, $5, $6)`,
+			ids, users, started, durations, scores, zones)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var o BatchOutcome
+			if err := rows.Scan(&o.Status, &o.Detail); err != nil {
+				return err
+			}
+			out = append(out, o)
+		}
+		return rows.Err()
+	})
+	if err == nil && len(out) != n {
+		err = fmt.Errorf("coco.ingest_sessions returned %d outcomes for %d sessions", len(out), n)
+	}
+	return out, err
 }
 
 // Snapshot is one user's seven-day rollup, oldest day first.
