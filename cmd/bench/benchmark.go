@@ -20,8 +20,11 @@ type Report struct {
 	Results    []Result       `json:"results"`
 	PeakRSSMiB float64        `json:"coco_peak_rss_mib"`
 	Zoned      []Result       `json:"zoned,omitempty"`
-	Baseline   []Result       `json:"baseline,omitempty"`
-	Growth     []Result       `json:"growth,omitempty"`
+	Batches    []BatchResult  `json:"batches,omitempty"`
+	// BatchPeakRSSMiB is coco's peak after the batch scenarios, 1 MiB bodies included.
+	BatchPeakRSSMiB float64  `json:"coco_peak_rss_after_batches_mib,omitempty"`
+	Baseline        []Result `json:"baseline,omitempty"`
+	Growth          []Result `json:"growth,omitempty"`
 }
 
 // Result is one scenario at one concurrency: medians over the repeats, the
@@ -195,6 +198,9 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 	if rep.Zoned, err = b.zoned(ctx, t, d.pool); err != nil {
 		return nil, fmt.Errorf("zoned: %w", err)
 	}
+	if rep.Batches, rep.BatchPeakRSSMiB, err = b.batches(ctx, t, d.proc); err != nil {
+		return nil, fmt.Errorf("batches: %w", err)
+	}
 
 	if o.growth {
 		if rep.Growth, err = b.growth(ctx, server, bin); err != nil {
@@ -213,6 +219,11 @@ func (r *Report) print(w io.Writer) {
 	if len(r.Baseline) > 0 {
 		fmt.Fprintf(w, "\nthis build against %s, alternating runs (ratio = this build over it)\n\n", r.Settings["baseline"])
 		table(w, r.Baseline, "rps ratio")
+	}
+	if len(r.Batches) > 0 {
+		fmt.Fprintf(w, "\nbatch ingest (ratios: http over sql; sql and 1 MiB over single ingests)\n\n")
+		printBatches(w, r.Batches)
+		fmt.Fprintf(w, "\ncoco peak RSS after 8 clients sent 1 MiB batches: %.1f MiB\n", r.BatchPeakRSSMiB)
 	}
 	if len(r.Zoned) > 0 {
 		fmt.Fprintf(w, "\nusers with time zones (12 zones) against UTC users (ratio = zoned over UTC)\n\n")
