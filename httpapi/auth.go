@@ -68,6 +68,7 @@ func (s *Server) requireIngestToken(next httprouter.Handle) httprouter.Handle {
 			s.writeError(w, r, errInvalidToken)
 			return
 		}
+		setLogToken(r.Context(), token)
 		next(w, r, ps)
 	}
 }
@@ -92,6 +93,7 @@ func (s *Server) requireDashboardToken(next httprouter.Handle) httprouter.Handle
 			s.writeError(w, r, errInvalidToken)
 			return
 		}
+		setLogToken(r.Context(), token)
 		if granted != allUsers && granted != userID {
 			s.writeError(w, r, errForbiddenUser)
 			return

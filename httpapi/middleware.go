@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -135,7 +136,8 @@ func newRequestID() string {
 
 // requestLog collects what handlers learn about a request for its log line.
 type requestLog struct {
-	userID string
+	userID  string
+	tokenID string
 }
 
 type requestLogKey struct{}
@@ -146,6 +148,21 @@ func setLogUser(ctx context.Context, userID string) {
 	if l, ok := ctx.Value(requestLogKey{}).(*requestLog); ok {
 		l.userID = userID
 	}
+}
+
+// setLogToken records which credential authenticated the request, as its
+// fingerprint: the first 12 hex digits of the token's SHA-256. An operator
+// can tell which credential read whose data; the token itself is never
+// logged.
+func setLogToken(ctx context.Context, token string) {
+	if l, ok := ctx.Value(requestLogKey{}).(*requestLog); ok {
+		l.tokenID = tokenFingerprint(token)
+	}
+}
+
+func tokenFingerprint(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:6])
 }
 
 // maxLoggedPath keeps one absurd URL from bloating the logs.
@@ -187,6 +204,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			}
 			if info.userID != "" {
 				attrs = append(attrs, slog.String("user_id", info.userID))
+			}
+			if info.tokenID != "" {
+				attrs = append(attrs, slog.String("token_id", info.tokenID))
 			}
 			s.logger.LogAttrs(r.Context(), level, "request", attrs...)
 		}()

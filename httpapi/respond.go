@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"coco/sql/store"
 )
@@ -61,6 +62,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &refused):
 		// Only time zones are judged by the database.
 		writeJSON(w, http.StatusUnprocessableEntity, validationErrors{errZoneUnknown.at(bodyLoc, refused.Field)}.body())
+	case errors.Is(err, store.ErrGone):
+		writeJSON(w, http.StatusGone, detailBody{"user erased"})
 	case errors.As(err, &conflict):
 		writeJSON(w, http.StatusConflict, conflictBody{Status: "conflict", Detail: conflict.Error()})
 	case errors.As(err, &tooLarge):
@@ -119,6 +122,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
+	// Known in full, so never chunked, however long.
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -90,6 +90,8 @@ func (s *Server) routes() *httprouter.Router {
 	r.GET("/api/dashboard/:user_id", s.requireDashboardToken(s.handleDashboard))
 	r.GET("/internal/users/:user_id/settings", s.requireIngestToken(s.handleGetSettings))
 	r.PUT("/internal/users/:user_id/settings", s.requireIngestToken(s.handlePutSettings))
+	r.DELETE("/internal/users/:user_id", s.requireIngestToken(s.handleEraseUser))
+	r.GET("/internal/users/:user_id/export", s.requireIngestToken(s.handleExportUser))
 
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)

@@ -1,6 +1,7 @@
 // Command coco is the coco service and its operator tools: `serve` runs the
 // HTTP API, `migrate` brings the schema up to date, `seed-demo` fills a
-// demo week, and `recompute` rebuilds rollups.
+// demo week, `recompute` rebuilds rollups, and `erase`, `export`, `prune`
+// and `grant-analyst` look after the families' data.
 package main
 
 import (
@@ -58,6 +59,10 @@ var commands = []command{
 	{"migrate", "apply the embedded schema migrations and print the version reached", runMigrate},
 	{"seed-demo", "fill the last seven days (UTC) of one user with demo sessions", runSeedDemo},
 	{"recompute", "rebuild dashboard rollups from the stored sessions", runRecompute},
+	{"erase", "erase a user and everything stored about them, for good", runErase},
+	{"export", "print everything stored about a user, as JSON", runExport},
+	{"prune", "delete sessions older than a retention period, in batches", runPrune},
+	{"grant-analyst", "create or update a read-only role for analysts", runGrantAnalyst},
 }
 
 func usage(w io.Writer) {
@@ -66,7 +71,7 @@ func usage(w io.Writer) {
 Commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 With no command, coco serves. Run "coco <command> -h" for a command's flags

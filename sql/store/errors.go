@@ -14,6 +14,10 @@ import (
 // Callers answer 503 and the client retries later.
 var ErrUnavailable = errors.New("database unavailable")
 
+// ErrGone means the user was erased after the session (or settings change)
+// started: it is refused, and nothing is stored.
+var ErrGone = errors.New("user erased")
+
 // ConflictError means a session_id is already stored with other values.
 type ConflictError struct {
 	// Fields names what differs, e.g. "started_at, duration_seconds".
@@ -25,7 +29,8 @@ func (e *ConflictError) Error() string {
 }
 
 // InvalidError means the database refused a value that only it can judge:
-// a time zone it does not know.
+// a time zone it does not know, or a retention cut-off too recent
+// ("older_than").
 type InvalidError struct {
 	// Field names the request field, e.g. "time_zone".
 	Field string
@@ -51,7 +56,7 @@ var unavailableCodes = map[string]bool{
 	"58030": true, // io_error
 }
 
-// classify maps a driver error to ErrUnavailable, *ConflictError,
+// classify maps a driver error to ErrUnavailable, ErrGone, *ConflictError,
 // *InvalidError or itself
 // (an internal error whose text must never reach a client).
 func classify(ctx context.Context, err error) error {
@@ -65,6 +70,8 @@ func classify(ctx context.Context, err error) error {
 			return &ConflictError{Fields: pgErr.Detail}
 		case pgErr.Code == "CC422":
 			return &InvalidError{Field: pgErr.Detail}
+		case pgErr.Code == "CC410":
+			return ErrGone
 		case unavailableCodes[pgErr.Code] || len(pgErr.Code) == 5 && unavailableClasses[pgErr.Code[:2]]:
 			return errors.Join(ErrUnavailable, err)
 		}

@@ -350,3 +350,122 @@ func (st *Store) retry(ctx context.Context, fn func() error) error {
 	}
 	return classify(ctx, err)
 }
+
+// Erase erases the user with externalID (coco.erase_user): the user, every
+// session, the rollup and the settings, recording the erasure so that later
+// ingests of sessions that started before now are refused. It returns how
+// many sessions were erased, and false for a user never seen.
+func (st *Store) Erase(ctx context.Context, externalID string, now time.Time) (sessions int, known bool, err error) {
+	var n *int
+	err = st.retry(ctx, func() error {
+		return st.pool.QueryRow(ctx, `select coco.erase_user($1, $2)`, externalID, now).Scan(&n)
+	})
+	if n == nil {
+		return 0, false, err
+	}
+	return *n, true, err
+}
+
+// Pruned counts what one Prune call deleted.
+type Pruned struct {
+	Sessions, Erasures int
+}
+
+// Prune deletes at most limit sessions that started before `before`, and
+// the erasure records older than it (coco.prune_sessions), in one short
+// transaction; a cut-off less than 8 days before now is an *InvalidError.
+func (st *Store) Prune(ctx context.Context, before time.Time, limit int, now time.Time) (Pruned, error) {
+	var p Pruned
+	err := st.retry(ctx, func() error {
+		return st.pool.QueryRow(ctx, `select sessions, erasures from coco.prune_sessions($1, $2, $3)`,
+			before, limit, now).Scan(&p.Sessions, &p.Erasures)
+	})
+	return p, err
+}
+
+// ExportedSession is one stored session as an export shows it.
+type ExportedSession struct {
+	SessionID       string
+	StartedAt       time.Time
+	DurationSeconds int
+	SentimentScore  float64
+	ReceivedAt      time.Time
+}
+
+// Exporter receives, in order, everything stored about one user.
+type Exporter interface {
+	User(createdAt time.Time, settings []SettingsChange) error
+	Session(ExportedSession) error
+	Dashboard(Snapshot) error
+}
+
+// Export reads everything stored about the user with externalID, in one
+// read-only snapshot, and hands it to e as it reads: the user, the settings
+// history, each session oldest first (streamed, so a long history costs no
+// memory), and the dashboard snapshot at now. It returns false, having
+// called nothing, for an unknown (or erased) user.
+func (st *Store) Export(ctx context.Context, externalID string, now time.Time, e Exporter) (bool, error) {
+	tx, err := st.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return false, classify(ctx, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var createdAt time.Time
+	var settings []SettingsChange
+	var froms []time.Time
+	var zones, starts []string
+	err = tx.QueryRow(ctx, `
+		select u.created_at,
+		       array(select h.effective_from from coco.settings_history($1) h),
+		       array(select h.time_zone from coco.settings_history($1) h),
+		       array(select h.day_starts_at from coco.settings_history($1) h)
+		  from users u where u.external_id = $1`, externalID).Scan(&createdAt, &froms, &zones, &starts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, classify(ctx, err)
+	}
+	for i := range froms {
+		settings = append(settings, SettingsChange{EffectiveFrom: froms[i], TimeZone: zones[i], DayStartsAt: starts[i]})
+	}
+	if err := e.User(createdAt, settings); err != nil {
+		return true, err
+	}
+	rows, err := tx.Query(ctx, `
+		select s.session_id, s.started_at, s.duration_seconds, s.sentiment_score::float8, s.created_at
+		  from sessions s join users u on u.id = s.user_id
+		 where u.external_id = $1
+		 order by s.started_at, s.session_id`, externalID)
+	if err != nil {
+		return true, classify(ctx, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s ExportedSession
+		if err := rows.Scan(&s.SessionID, &s.StartedAt, &s.DurationSeconds, &s.SentimentScore, &s.ReceivedAt); err != nil {
+			return true, err
+		}
+		if err := e.Session(s); err != nil {
+			return true, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return true, classify(ctx, err)
+	}
+	var snap Snapshot
+	if err := tx.QueryRow(ctx, `select `+snapshotColumns+` from coco.dashboard_at($1, $2)`, externalID, now).Scan(snap.fields()...); err != nil {
+		return true, classify(ctx, err)
+	}
+	return true, e.Dashboard(snap)
+}
+
+// GrantAnalyst makes role a read-only analysts' role (created NOLOGIN if it
+// does not exist): it may read the tables and the coco views and run the
+// read-only functions, and write nothing. Running it again is harmless.
+func (st *Store) GrantAnalyst(ctx context.Context, role string) error {
+	return st.retry(ctx, func() error {
+		_, err := st.pool.Exec(ctx, `select coco.grant_analyst($1)`, role)
+		return err
+	})
+}
