@@ -38,9 +38,11 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	t.Parallel()
 	s := setupDeadDB(t).Server
 	want := []string{
+		"DELETE /internal/users/{user_id}",
 		"GET /api/dashboard/{user_id}",
 		"GET /docs",
 		"GET /healthz",
+		"GET /internal/users/{user_id}/export",
 		"GET /internal/users/{user_id}/settings",
 		"GET /livez",
 		"GET /openapi.json",

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -55,7 +57,17 @@ func (b bench) growth(ctx context.Context, server, bin string) ([]Result, error)
 	} {
 		versus(pair.r, *pair.base, pair.r.P50ms/pair.base.P50ms)
 	}
-	return []Result{base8Ingest, base8Read, bigIngest, bigRead, base1Ingest, base1Read, heavyIngest, heavyRead}, nil
+
+	// Last, as it ends the heavy user: erasing 10 thousand sessions at once.
+	progress("growth: erasing the 10k-session user")
+	start := time.Now()
+	req := fmt.Sprintf("DELETE /internal/users/heavy-0 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", t.host, ingestToken)
+	if _, err := t.expect(0, req, http.StatusOK); err != nil {
+		return nil, fmt.Errorf("erase: %w", err)
+	}
+	erase := Result{Scenario: "10k-session user: erase http", Clients: 1, RPS: 1 / time.Since(start).Seconds(),
+		P50ms: ms(time.Since(start)), P99ms: ms(time.Since(start))}
+	return []Result{base8Ingest, base8Read, bigIngest, bigRead, base1Ingest, base1Read, heavyIngest, heavyRead, erase}, nil
 }
 
 // history stores n sessions spread over users prefix-0 .. prefix-(users-1),

@@ -88,3 +88,37 @@ func TestExportStreamsALongHistory(t *testing.T) {
 		t.Errorf("coco export of an unknown user = %d, want 1", r.code)
 	}
 }
+
+func TestEraseAndPruneCommands(t *testing.T) {
+	t.Parallel()
+	dbURL := sqltest.URL(t, sqltest.ServerURL(t))
+	pool := openTestPool(t, dbURL)
+	if _, err := pool.Exec(t.Context(), `
+		insert into sessions (session_id, user_id, started_at, duration_seconds, sentiment_score)
+		select 'cli-' || i, coco.ensure_user(case when i <= 3 then 'to-erase' else 'keeper' end),
+		       now() - make_interval(days => i * 10), 60, 0.5
+		from generate_series(1, 8) i`); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DATABASE_URL": dbURL}
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"erase", "-user", "to-erase"}, 0, "erased to-erase: 3 sessions\n", ""},
+		{[]string{"erase", "-user", "to-erase"}, 0, "erased to-erase: 0 sessions\n", ""},
+		{[]string{"erase", "-user", "never-seen"}, 1, "", `no user with external id "never-seen"`},
+		{[]string{"erase", "-user", "*"}, 2, "", "-user must name one user"},
+		{[]string{"prune", "-older-than", "7d"}, 1, "", "the cut-off must be at least 8 days ago"},
+		{[]string{"prune", "-older-than", "soon"}, 2, "", "-older-than must be an age"},
+		// keeper's sessions 4..8 started 40 to 80 days ago: those older than 45 days are 5..8.
+		{[]string{"prune", "-older-than", "45d", "-batch", "3"}, 0, "pruned 4 sessions and 0 erasure records", "4 sessions so far"},
+	} {
+		r := runCoco(t, env, tc.args...)
+		if r.code != tc.code || !strings.HasPrefix(r.stdout, tc.stdout) || !strings.Contains(r.stderr, tc.stderr) {
+			t.Errorf("coco %v = %d, stdout %q, stderr %q; want %d, %q, %q", tc.args, r.code, r.stdout, r.stderr, tc.code, tc.stdout, tc.stderr)
+		}
+	}
+}
