@@ -23,27 +23,11 @@ import (
 // back when that port is free, otherwise a free one. A lock file in dir keeps
 // concurrent callers (other processes too) from starting it twice.
 func Start(ctx context.Context, dir string) (*Cluster, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("localpg: %w", err)
-	}
-	c, err := newCluster(dir)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := lockDir(ctx, c.dir)
+	c, unlock, err := openDir(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-
-	if c.cred != nil {
-		if err := ensureHome(c.home, c.cred); err != nil {
-			return nil, err
-		}
-		// Links for people looking into dir; the code does not follow them.
-		linkTo(filepath.Join(c.dir, dataName), c.dataDir)
-		linkTo(filepath.Join(c.dir, logName), c.logFile)
-	}
 
 	if pf, err := readPIDFile(c.dataDir); err == nil && alive(pf.pid) {
 		if err := c.waitReady(ctx); err != nil {
@@ -113,6 +97,30 @@ func StopDir(dir string) (stopped bool, err error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// openDir creates dir if needed, takes its lock, and prepares the data home,
+// for a cluster to be found running or started there. Call unlock when done.
+func openDir(ctx context.Context, dir string) (c *Cluster, unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("localpg: %w", err)
+	}
+	if c, err = newCluster(dir); err != nil {
+		return nil, nil, err
+	}
+	if unlock, err = lockDir(ctx, c.dir); err != nil {
+		return nil, nil, err
+	}
+	if c.cred != nil {
+		if err := ensureHome(c.home, c.cred); err != nil {
+			unlock()
+			return nil, nil, err
+		}
+		// Links for people looking into dir; the code does not follow them.
+		linkTo(filepath.Join(c.dir, dataName), c.dataDir)
+		linkTo(filepath.Join(c.dir, logName), c.logFile)
+	}
+	return c, unlock, nil
 }
 
 // newCluster works out where the cluster of dir lives, without creating

@@ -87,6 +87,20 @@ func (c *Cluster) Reused() bool { return c.reused }
 // directory, on a free port. Call Remove when done (t.Cleanup(func() {
 // c.Remove() }) in a test) to stop it and delete its data.
 func StartTemp(ctx context.Context) (*Cluster, error) {
+	c, err := newTemp("coco-localpg-temp-")
+	if err != nil {
+		return nil, err
+	}
+	if err := c.create(ctx); err != nil {
+		os.RemoveAll(c.dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+// newTemp makes a fresh temporary directory, named with prefix, for a
+// cluster of its own, without creating the cluster.
+func newTemp(prefix string) (*Cluster, error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -95,28 +109,24 @@ func StartTemp(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "coco-localpg-temp-")
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, fmt.Errorf("localpg: %w", err)
 	}
-	c := &Cluster{
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("localpg: %w", err)
+		}
+	}
+	return &Cluster{
 		dir: dir, home: dir, temp: true, bin: bin, cred: cred,
 		dataDir: filepath.Join(dir, dataName),
 		logFile: filepath.Join(dir, logName),
-	}
-	if err := c.create(ctx); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	return c, nil
+	}, nil
 }
 
 func (c *Cluster) create(ctx context.Context) error {
-	if c.cred != nil {
-		if err := os.Chown(c.dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
-			return fmt.Errorf("localpg: %w", err)
-		}
-	}
 	if err := c.initdb(ctx); err != nil {
 		return err
 	}
