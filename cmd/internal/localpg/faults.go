@@ -27,7 +27,8 @@ func (c *Cluster) Restart() error {
 // Freeze stops (SIGSTOP) the postmaster and all its child processes, so the
 // server keeps its connections open but answers nothing, as a hung host
 // would. The postmaster is stopped first so that it forks no new children.
-// Thaw undoes it; Stop and Remove thaw a frozen cluster first.
+// Thaw undoes it; Stop and Remove thaw a frozen cluster first. A frozen
+// standby holds up its primary's Stop for up to wal_sender_timeout (5 s).
 //
 // Postmaster children put themselves in process groups of their own, so
 // they are found by parent PID rather than by signalling a group.

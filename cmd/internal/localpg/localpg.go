@@ -5,11 +5,14 @@
 // Start keeps a development cluster in a directory (the repository's
 // git-ignored .localpg by default, see cmd/devdb) and reuses it while it runs;
 // StartTemp makes a brand-new cluster for a test that needs a server of its
-// own, for instance to stop, restart or freeze it.
+// own, for instance to stop, restart or freeze it. StartStandby makes a hot
+// standby of either, streaming from it, for tests and development of read
+// replicas.
 //
 // The clusters are tuned for speed, not safety (fsync is off), listen on
-// 127.0.0.1 only, over TCP only, and trust every local connection as the
-// superuser "postgres": never keep anything of value in them.
+// 127.0.0.1 only, over TCP only, and trust every local connection, the
+// standbys' replication connections included, as the superuser "postgres":
+// never keep anything of value in them.
 //
 // PostgreSQL refuses to run as root. When the caller is root, the server
 // runs as the "postgres" OS user, and a Start cluster keeps its data under
@@ -260,6 +263,12 @@ port = %d
 max_connections = 300
 fsync = off
 full_page_writes = off
+# For standbys (StartStandby). With feedback, the primary's vacuum cancels
+# no query on a standby; a shutdown waits for every standby to confirm the
+# WAL sent, so a frozen one holds the primary's up to wal_sender_timeout.
+hot_standby = on
+hot_standby_feedback = on
+wal_sender_timeout = '5s'
 `, port)
 	path := filepath.Join(c.dataDir, confName)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
