@@ -212,6 +212,9 @@ func TestBatchDatabaseFailureStoresNothing(t *testing.T) {
 func TestConcurrentBatchesDoNotDeadlock(t *testing.T) {
 	t.Parallel()
 	ts := setupWide(t, 16)
+	// The batches wait for each other's user locks in turn; this test is
+	// about deadlocks, not about how long that takes.
+	ts.cfg.DBTimeout = time.Minute
 	// A deadlock would be retried and pass unseen: the server counts them.
 	deadlocks := func() int {
 		return ts.count(t, `select deadlocks from pg_stat_database where datname = current_database()`)

@@ -147,6 +147,9 @@ func TestErasureRacingIngests(t *testing.T) {
 	if n := ts.count(t, `select count(*) from sessions s where s.started_at < (select max(erased_at) from erasures)`); n != 0 {
 		t.Errorf("%d sessions that started before the erasure survived it", n)
 	}
+	if n := ts.count(t, `select count(*) from users u where not exists (select from sessions s where s.user_id = u.id)`); n != 0 {
+		t.Errorf("%d users without sessions: created for items the erasure refused", n)
+	}
 	expectRollupsFresh(t, ts)
 }
 

@@ -120,8 +120,10 @@ end;
 $$;
 
 -- The positions (from 1) of the items, user p_external_ids[i] and start
--- p_started_ats[i], that fall under an erasure; share-locks the erasures'
--- rows as coco.is_erased does. Each user's id is hashed once.
+-- p_started_ats[i], that fall under an erasure. Unlike coco.is_erased it
+-- locks nothing: coco.ingest_sessions reads the erasures again once it
+-- holds its users, and an erasure that waits for them erases what it
+-- stores. Each user's id is hashed once.
 create function coco.erased_items(p_external_ids text[], p_started_ats timestamptz[]) returns bigint[]
 language sql
 as $$
@@ -133,7 +135,6 @@ as $$
         erased as (
             select e.user_hash, e.erased_at from erasures e
             where e.user_hash in (select hashed.user_hash from hashed)
-            for share
         )
         select i.ord
         from unnest(p_external_ids, p_started_ats) with ordinality as i(ext, started, ord)
@@ -157,6 +158,7 @@ as $$
 declare
     v_bad_zones text[];
     v_gone bigint[];
+    v_created uuid[];
     v_missing integer;
     v_inserted text[];
 begin
@@ -168,40 +170,40 @@ begin
         where not exists (select from user_settings us where us.time_zone = z.name)
           and not coco.is_time_zone(z.name));
 
-    -- Users are created, then locked in id order before any write (see
-    -- coco.lock_user); an erasure committed meanwhile deletes a user, and
-    -- the items are then judged again.
-    -- As coco.lock_user does, for all the batch's users at once, and in the
-    -- same order as coco.erase_user takes its locks (the erasures' rows,
-    -- then the users): the existing users are locked in id order before any
-    -- write, the erasures are read again once those locks are held, and
-    -- only then are the missing users created (in name order, so two
-    -- batches creating the same new users wait for each other instead of
-    -- deadlocking).
-    for attempt in 1..3 loop
-        perform coco.erased_items(p_user_external_ids, p_started_ats);
-        perform from users u where u.external_id = any (p_user_external_ids) order by u.id for no key update;
-        v_gone := coco.erased_items(p_user_external_ids, p_started_ats);
-
+    -- Deadlock-free with other batches, single ingests and erasures: users
+    -- are created before any user is locked (in name order, so two batches
+    -- creating the same users wait for each other in turn), then every
+    -- user is locked in id order, and only then are sessions inserted.
+    v_gone := coco.erased_items(p_user_external_ids, p_started_ats);
+    with created as (
         insert into users (external_id)
         select distinct e.ext
         from unnest(p_user_external_ids, p_time_zones) with ordinality as e(ext, tz, ord)
         where (e.tz is null or e.tz <> all (v_bad_zones)) and e.ord <> all (v_gone)
         order by e.ext
-        on conflict (external_id) do nothing;
+        on conflict (external_id) do nothing
+        returning id
+    )
+    select array_agg(created.id) into v_created from created;
+    perform from users u where u.external_id = any (p_user_external_ids) order by u.id for no key update;
 
-        perform from users u where u.external_id = any (p_user_external_ids) order by u.id for no key update;
-
-        select count(*) into v_missing
-        from (select distinct e.ext
-                from unnest(p_user_external_ids, p_time_zones) with ordinality as e(ext, tz, ord)
-               where (e.tz is null or e.tz <> all (v_bad_zones)) and e.ord <> all (v_gone)) e
-        where not exists (select from users u where u.external_id = e.ext);
-        exit when v_missing = 0;
-        if attempt = 3 then
-            raise exception 'users were erased and created again while this waited' using errcode = '40001';
-        end if;
-    end loop;
+    -- An erasure that committed before those locks is seen now; one that
+    -- waits for them erases what this stores. A user created above for
+    -- items that turn out erased is removed again, and a user deleted by an
+    -- erasure before it could be locked sends the whole batch round again.
+    v_gone := coco.erased_items(p_user_external_ids, p_started_ats);
+    delete from users u
+    where u.id = any (v_created)
+      and not exists (select from unnest(p_user_external_ids) with ordinality as e(ext, ord)
+                       where e.ext = u.external_id and e.ord <> all (v_gone));
+    select count(*) into v_missing
+    from (select distinct e.ext
+            from unnest(p_user_external_ids, p_time_zones) with ordinality as e(ext, tz, ord)
+           where (e.tz is null or e.tz <> all (v_bad_zones)) and e.ord <> all (v_gone)) e
+    where not exists (select from users u where u.external_id = e.ext);
+    if v_missing > 0 then
+        raise exception 'users were erased while this batch waited' using errcode = '40001';
+    end if;
 
     -- The first item of each session_id not already stored, in one insert:
     -- the trigger on sessions then recomputes each user once.
@@ -219,7 +221,9 @@ begin
         select f.sid, u.id, f.started, f.secs, f.score
         from firsts f join users u on u.external_id = f.ext
         where not exists (select from sessions s where s.session_id = f.sid)
-        order by f.ord
+        -- In session_id order, so two batches that share session_ids wait
+        -- for each other in turn.
+        order by f.sid
         -- A concurrent writer of the same session_id committed first: the
         -- comparison below classifies the item against its row.
         on conflict (session_id) do nothing
