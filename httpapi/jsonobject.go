@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"unicode/utf8"
 )
@@ -53,14 +54,16 @@ func readObject(raw []byte, loc []any, fields []string, extra extraKeys) (map[st
 	if len(trimmed) == 0 {
 		return nil, validationErrors{errMissing.at(loc)}
 	}
-	// Validating the whole value first also rejects anything after the object.
-	var syntaxErr *json.SyntaxError
-	if err := json.Unmarshal(raw, new(json.RawMessage)); errors.As(err, &syntaxErr) {
-		return nil, validationErrors{{
-			Loc: within(loc, syntaxErrorIndex(syntaxErr, raw)), Type: "json_invalid",
-			Msg: "JSON decode error: " + syntaxErr.Error(),
-		}}
-	} else if err != nil {
+	// Validating the whole value first also rejects anything after the
+	// object; the walk below may then trust the syntax.
+	if !json.Valid(raw) {
+		var syntaxErr *json.SyntaxError
+		if err := json.Unmarshal(raw, new(json.RawMessage)); errors.As(err, &syntaxErr) {
+			return nil, validationErrors{{
+				Loc: within(loc, syntaxErrorIndex(syntaxErr, raw)), Type: "json_invalid",
+				Msg: "JSON decode error: " + syntaxErr.Error(),
+			}}
+		}
 		return nil, validationErrors{{Loc: loc, Type: "json_invalid", Msg: "JSON decode error"}}
 	}
 	if trimmed[0] != '{' {
@@ -70,18 +73,9 @@ func readObject(raw []byte, loc []any, fields []string, extra extraKeys) (map[st
 	var errs validationErrors
 	values := make(map[string]json.RawMessage, len(fields))
 	seen := make(map[string]int)
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	if _, err := dec.Token(); err != nil { // the opening brace, already validated
-		return nil, validationErrors{{Loc: loc, Type: "json_invalid", Msg: "JSON decode error"}}
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		key, isKey := tok.(string)
-		var value json.RawMessage
-		if err == nil && isKey {
-			err = dec.Decode(&value)
-		}
-		if err != nil || !isKey {
+	for rawKey, value := range members(trimmed) {
+		var key string
+		if err := json.Unmarshal(rawKey, &key); err != nil {
 			return nil, validationErrors{{Loc: loc, Type: "json_invalid", Msg: "JSON decode error"}}
 		}
 		seen[key]++
@@ -94,7 +88,7 @@ func readObject(raw []byte, loc []any, fields []string, extra extraKeys) (map[st
 		case seen[key] > 2:
 			// reported once already
 		case isField(key, fields):
-			values[key] = bytes.TrimSpace(value)
+			values[key] = value
 		default:
 			if f := caseVariantOf(key, fields); f != "" {
 				errs = append(errs, fieldError{
@@ -107,6 +101,89 @@ func readObject(raw []byte, loc []any, fields []string, extra extraKeys) (map[st
 		}
 	}
 	return values, errs
+}
+
+// members yields the keys (quoted) and values of the valid JSON object obj,
+// as slices of it: no copy, so a large body costs no second buffer.
+func members(obj []byte) iter.Seq2[[]byte, json.RawMessage] {
+	return func(yield func([]byte, json.RawMessage) bool) {
+		i := skipSpace(obj, 1) // past the {
+		for i < len(obj) && obj[i] == '"' {
+			keyEnd := valueEnd(obj, i)
+			j := skipSpace(obj, keyEnd) + 1 // past the :
+			j = skipSpace(obj, j)
+			end := valueEnd(obj, j)
+			if !yield(obj[i:keyEnd], obj[j:end]) {
+				return
+			}
+			i = skipSpace(obj, end)
+			if i < len(obj) && obj[i] == ',' {
+				i = skipSpace(obj, i+1)
+			}
+		}
+	}
+}
+
+// elements yields the elements of the valid JSON array arr, as slices of it.
+func elements(arr []byte) iter.Seq[json.RawMessage] {
+	return func(yield func(json.RawMessage) bool) {
+		i := skipSpace(arr, 1) // past the [
+		for i < len(arr) && arr[i] != ']' {
+			end := valueEnd(arr, i)
+			if !yield(arr[i:end]) {
+				return
+			}
+			i = skipSpace(arr, end)
+			if i < len(arr) && arr[i] == ',' {
+				i = skipSpace(arr, i+1)
+			}
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value that starts at b[i]
+// in valid JSON: a string, an object or array (its brackets counted outside
+// strings), or a number or literal (up to the next delimiter).
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return len(b)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = valueEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i
+	for j < len(b) && !bytes.ContainsRune([]byte(",}] \t\n\r"), rune(b[j])) {
+		j++
+	}
+	return j
 }
 
 // syntaxErrorIndex turns encoding/json's offset (the bytes read, including
