@@ -52,6 +52,7 @@ func (s *Server) handleIngestBatch(w http.ResponseWriter, r *http.Request, _ htt
 		s.writeError(w, r, err)
 		return
 	}
+	s.metrics.batchSize.Observe(float64(len(results)))
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
 	outcomes, err := s.store.IngestBatch(ctx, sessions)
@@ -88,6 +89,12 @@ func (s *Server) handleIngestBatch(w http.ResponseWriter, r *http.Request, _ htt
 		case store.Gone:
 			out.Gone++
 		}
+	}
+	for status, n := range map[store.IngestStatus]int{
+		store.Stored: out.OK, store.Duplicate: out.Duplicate, store.Conflict: out.Conflict,
+		store.Invalid: out.Invalid, store.Gone: out.Gone,
+	} {
+		s.metrics.ingested.WithLabelValues(string(status)).Add(float64(n))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
+
+	"coco/sql/store"
 )
 
 // ingestBody is the answer to a stored or duplicate session.
@@ -24,6 +27,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 		setLogUser(r.Context(), session.UserExternalID)
 	}
 	if err != nil {
+		s.metrics.ingested.WithLabelValues(string(store.Invalid)).Inc()
 		s.writeError(w, r, err)
 		return
 	}
@@ -32,8 +36,19 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 	defer cancel()
 	status, err := s.store.Ingest(ctx, session)
 	if err != nil {
+		var conflict *store.ConflictError
+		var invalid *store.InvalidError
+		switch {
+		case errors.As(err, &conflict):
+			s.metrics.ingested.WithLabelValues(string(store.Conflict)).Inc()
+		case errors.As(err, &invalid):
+			s.metrics.ingested.WithLabelValues(string(store.Invalid)).Inc()
+		case errors.Is(err, store.ErrGone):
+			s.metrics.ingested.WithLabelValues(string(store.Gone)).Inc()
+		}
 		s.writeError(w, r, err)
 		return
 	}
+	s.metrics.ingested.WithLabelValues(string(status)).Inc()
 	writeJSON(w, http.StatusOK, ingestBody{Status: string(status)})
 }

@@ -136,6 +136,7 @@ func newRequestID() string {
 
 // requestLog collects what handlers learn about a request for its log line.
 type requestLog struct {
+	route   string // the route's template, or routeUnmatched
 	userID  string
 	tokenID string
 }
@@ -147,6 +148,13 @@ type requestLogKey struct{}
 func setLogUser(ctx context.Context, userID string) {
 	if l, ok := ctx.Value(requestLogKey{}).(*requestLog); ok {
 		l.userID = userID
+	}
+}
+
+// setLogRoute records the template of the route that took the request.
+func setLogRoute(ctx context.Context, route string) {
+	if l, ok := ctx.Value(requestLogKey{}).(*requestLog); ok {
+		l.route = route
 	}
 }
 
@@ -174,7 +182,7 @@ const maxLoggedPath = 256
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestLog{}
+		info := &requestLog{route: routeUnmatched}
 		rec := &responseRecorder{ResponseWriter: w}
 		finished := false
 		defer func() {
@@ -209,6 +217,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 				attrs = append(attrs, slog.String("token_id", info.tokenID))
 			}
 			s.logger.LogAttrs(r.Context(), level, "request", attrs...)
+			s.metrics.observe(info.route, r.Method, status, time.Since(start))
 		}()
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestLogKey{}, info)))
 		finished = true

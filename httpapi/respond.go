@@ -60,15 +60,19 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &invalid):
 		writeJSON(w, http.StatusUnprocessableEntity, invalid.body())
 	case errors.As(err, &refused):
+		s.metrics.dbErrors.WithLabelValues("invalid").Inc()
 		// Only time zones are judged by the database.
 		writeJSON(w, http.StatusUnprocessableEntity, validationErrors{errZoneUnknown.at(bodyLoc, refused.Field)}.body())
 	case errors.Is(err, store.ErrGone):
+		s.metrics.dbErrors.WithLabelValues("gone").Inc()
 		writeJSON(w, http.StatusGone, detailBody{"user erased"})
 	case errors.As(err, &conflict):
+		s.metrics.dbErrors.WithLabelValues("conflict").Inc()
 		writeJSON(w, http.StatusConflict, conflictBody{Status: "conflict", Detail: conflict.Error()})
 	case errors.As(err, &tooLarge):
 		writeJSON(w, http.StatusRequestEntityTooLarge, detailBody{"Request body is larger than " + byteSize(tooLarge.Limit)})
 	case errors.Is(err, store.ErrUnavailable):
+		s.metrics.dbErrors.WithLabelValues("unavailable").Inc()
 		if r.Context().Err() != nil {
 			// The client hung up, which cancelled the query: not an outage.
 			s.logger.Info("client went away", "request_id", requestIDFrom(r.Context()))
@@ -85,6 +89,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		writeJSON(w, he.status, detailBody{he.detail})
 	default:
+		s.metrics.dbErrors.WithLabelValues("internal").Inc()
 		s.logger.Error("request failed", "request_id", requestIDFrom(r.Context()), "error", err.Error())
 		writeJSON(w, errInternal.status, detailBody{errInternal.detail})
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"coco/sql/migrations"
 	"coco/sql/store"
@@ -25,6 +26,9 @@ type Config struct {
 	DashboardOrigin string            // the one origin allowed by CORS, e.g. "https://dashboard.example.com"
 	Docs            bool              // serve /docs and /openapi.json (false when APP_ENV=production)
 	DBTimeout       time.Duration     // deadline for each request's database work (default 2s if zero)
+	// Metrics is where the service's metrics are registered; nil keeps
+	// them in a registry of the Server's own.
+	Metrics prometheus.Registerer
 }
 
 // defaultDBTimeout keeps a request from waiting on a sick database for longer
@@ -45,6 +49,7 @@ type Server struct {
 
 	expectedVersion int32
 	draining        atomic.Bool
+	metrics         *metrics
 
 	router *httprouter.Router
 }
@@ -62,6 +67,10 @@ func New(st *store.Store, logger *slog.Logger, cfg Config) *Server {
 		ingestDigest:    sha256.Sum256([]byte(cfg.IngestToken)),
 		dashboardTokens: digestTokens(cfg.DashboardTokens),
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	s.metrics = newMetrics(cfg.Metrics)
 	s.expectedVersion = migrations.ExpectedVersion()
 	s.router = s.routes()
 	return s
@@ -85,22 +94,34 @@ func (s *Server) routes() *httprouter.Router {
 	// r.PanicHandler stays nil: recoverPanics (middleware.go) handles panics
 	// for every route and middleware alike.
 
-	r.POST("/internal/ingest/session_summary", s.requireIngestToken(s.handleIngest))
-	r.POST("/internal/ingest/session_summaries", s.requireIngestToken(s.handleIngestBatch))
-	r.GET("/api/dashboard/:user_id", s.requireDashboardToken(s.handleDashboard))
-	r.GET("/internal/users/:user_id/settings", s.requireIngestToken(s.handleGetSettings))
-	r.PUT("/internal/users/:user_id/settings", s.requireIngestToken(s.handlePutSettings))
-	r.DELETE("/internal/users/:user_id", s.requireIngestToken(s.handleEraseUser))
-	r.GET("/internal/users/:user_id/export", s.requireIngestToken(s.handleExportUser))
+	// Every route, under its template (a metrics label, never the path as
+	// sent); a GET route answers HEAD too, with the same headers.
+	route := func(method, path string, h httprouter.Handle) {
+		labelled := func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+			setLogRoute(r.Context(), path)
+			h(w, r, ps)
+		}
+		r.Handle(method, path, labelled)
+		if method == http.MethodGet {
+			r.Handle(http.MethodHead, path, labelled)
+		}
+	}
+	route(http.MethodPost, "/internal/ingest/session_summary", s.requireIngestToken(s.handleIngest))
+	route(http.MethodPost, "/internal/ingest/session_summaries", s.requireIngestToken(s.handleIngestBatch))
+	route(http.MethodGet, "/api/dashboard/:user_id", s.requireDashboardToken(s.handleDashboard))
+	route(http.MethodGet, "/internal/users/:user_id/settings", s.requireIngestToken(s.handleGetSettings))
+	route(http.MethodPut, "/internal/users/:user_id/settings", s.requireIngestToken(s.handlePutSettings))
+	route(http.MethodDelete, "/internal/users/:user_id", s.requireIngestToken(s.handleEraseUser))
+	route(http.MethodGet, "/internal/users/:user_id/export", s.requireIngestToken(s.handleExportUser))
 
-	r.GET("/healthz", s.handleHealthz)
-	r.GET("/readyz", s.handleReadyz)
-	r.GET("/livez", s.handleLivez)
+	route(http.MethodGet, "/healthz", s.handleHealthz)
+	route(http.MethodGet, "/readyz", s.handleReadyz)
+	route(http.MethodGet, "/livez", s.handleLivez)
 
 	// Not registered at all in production, so they are 404 for every method.
 	if s.cfg.Docs {
-		r.GET("/openapi.json", s.handleOpenAPI)
-		r.GET("/docs", s.handleDocs)
+		route(http.MethodGet, "/openapi.json", s.handleOpenAPI)
+		route(http.MethodGet, "/docs", s.handleDocs)
 	}
 	return r
 }

@@ -321,14 +321,14 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 	t.Parallel()
 	ts := setupDeadDB(t)
 	for _, tc := range []struct{ method, path, allow string }{
-		{http.MethodPost, "/api/dashboard/alice", "GET, OPTIONS"},
-		{http.MethodDelete, "/api/dashboard/alice", "GET, OPTIONS"},
-		{http.MethodPut, "/api/dashboard/alice", "GET, OPTIONS"},
-		{http.MethodPatch, "/api/dashboard/alice", "GET, OPTIONS"},
+		{http.MethodPost, "/api/dashboard/alice", "GET, HEAD, OPTIONS"},
+		{http.MethodDelete, "/api/dashboard/alice", "GET, HEAD, OPTIONS"},
+		{http.MethodPut, "/api/dashboard/alice", "GET, HEAD, OPTIONS"},
+		{http.MethodPatch, "/api/dashboard/alice", "GET, HEAD, OPTIONS"},
 		{http.MethodGet, "/internal/ingest/session_summary", "OPTIONS, POST"},
+		{http.MethodHead, "/internal/ingest/session_summary", "OPTIONS, POST"},
 		{http.MethodPut, "/internal/ingest/session_summary", "OPTIONS, POST"},
-		{http.MethodPost, "/healthz", "GET, OPTIONS"},
-		{http.MethodHead, "/livez", "GET, OPTIONS"},
+		{http.MethodPost, "/healthz", "GET, HEAD, OPTIONS"},
 	} {
 		rec := ts.request(t, tc.method, tc.path, "")
 		if rec.Code != http.StatusMethodNotAllowed {
