@@ -57,7 +57,7 @@ run: ## serve on :8000 with demo data (database: DATABASE_URL, else the dev Post
 		DASHBOARD_TOKEN_MAP="$${DASHBOARD_TOKEN_MAP:-$(DEV_DASHBOARD_TOKEN):demo-user}" \
 		DASHBOARD_ORIGIN="$${DASHBOARD_ORIGIN:-http://localhost:3000}" \
 		PORT="$${PORT:-8000}"; \
-	$(GO) build -o bin/coco ./cmd/coco; \
+	$(GO) build -buildvcs=auto -o bin/coco ./cmd/coco; \
 	bin/coco migrate; \
 	bin/coco seed-demo -user demo-user; \
 	echo; \

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"reflect"
 	"slices"
@@ -40,6 +41,8 @@ type ServeConfig struct {
 	ShutdownDrain   duration         `env:"SHUTDOWN_DRAIN" envDefault:"1s"`
 	LogLevel        logLevel         `env:"LOG_LEVEL" envDefault:"info"`
 	MaxConnections  connectionCap    `env:"MAX_CONNECTIONS" envDefault:"1024"`
+	MetricsAddr     listenAddr       `env:"METRICS_ADDR"`
+	LogFormat       logFormat        `env:"LOG_FORMAT" envDefault:"json"`
 }
 
 // ConfigError lists every problem found in the environment, one per
@@ -355,6 +358,30 @@ func (p *port) UnmarshalText(text []byte) error {
 		return fmt.Errorf("must be a port number from 1 to 65535, got %q", text)
 	}
 	*p = port(n)
+	return nil
+}
+
+// listenAddr is a host:port to listen on, such as 127.0.0.1:9090 or :9090.
+type listenAddr string
+
+func (a *listenAddr) UnmarshalText(text []byte) error {
+	host, p, err := net.SplitHostPort(string(text))
+	n, perr := strconv.Atoi(p)
+	if err != nil || perr != nil || n < 0 || n > 65535 || strings.ContainsAny(host, "/ ") {
+		return fmt.Errorf("must be host:port or :port, such as 127.0.0.1:9090, got %q", text)
+	}
+	*a = listenAddr(text)
+	return nil
+}
+
+// logFormat is how log lines are written: json for machines, text for people.
+type logFormat string
+
+func (f *logFormat) UnmarshalText(text []byte) error {
+	if string(text) != "json" && string(text) != "text" {
+		return fmt.Errorf("must be json or text, got %q", text)
+	}
+	*f = logFormat(text)
 	return nil
 }
 

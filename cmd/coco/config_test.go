@@ -2,7 +2,10 @@ package main
 
 import (
 	"errors"
+	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -236,5 +239,40 @@ func TestSecretsNeverPrint(t *testing.T) {
 	}
 	if got, want := cfg.DatabaseURL.String(), "postgres://db.internal:5432/coco"; got != want {
 		t.Errorf("DatabaseURL.String() = %q, want %q (no user, password or query)", got, want)
+	}
+}
+
+func TestEnvFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write("good.env", "# comment\n\nexport PORT=9000\nLOG_LEVEL = \"debug\"\nAPP_ENV='test'\n")
+	got, err := withEnvFile(good, true, map[string]string{"PORT": "7000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["PORT"] != "7000" || got["LOG_LEVEL"] != "debug" || got["APP_ENV"] != "test" {
+		t.Errorf("variables %v, want PORT from the environment (7000), LOG_LEVEL and APP_ENV from the file, unquoted", got)
+	}
+	bad := write("bad.env", "PORT=9000\nthis is not a variable\n")
+	if _, err := withEnvFile(bad, true, nil); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("a malformed line: %v, want an error naming line 2", err)
+	}
+	if _, err := withEnvFile(filepath.Join(dir, "missing.env"), true, nil); err == nil {
+		t.Errorf("an explicit -env-file that does not exist: no error, want one")
+	}
+	if env, err := withEnvFile(filepath.Join(dir, "missing.env"), false, map[string]string{"A": "1"}); err != nil || env["A"] != "1" {
+		t.Errorf("no .env: %v, %v; want the environment as it is", env, err)
+	}
+	var stderr strings.Builder
+	if code := run(t.Context(), func() {}, []string{"-env-file", bad, "migrate"}, nil, io.Discard, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "line 2") {
+		t.Errorf("coco -env-file bad.env migrate = %d %q, want 2 and the line named", code, stderr.String())
 	}
 }

@@ -55,7 +55,9 @@ func cocoBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binPath = filepath.Join(binDir, "coco")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		// -buildvcs=auto overrides a GOFLAGS=-buildvcs=false: the version
+		// tests want the commit stamped.
+		out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildError = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -139,13 +141,15 @@ func serveEnv(dbURL string) map[string]string {
 
 // serveProc is a running `coco serve`.
 type serveProc struct {
-	cmd   *exec.Cmd
-	base  string // http://127.0.0.1:port
-	addr  string
-	lines chan map[string]any // its JSON log lines, in order
-	done  chan struct{}       // closed when it has exited
-	mu    sync.Mutex
-	all   bytes.Buffer // everything it wrote
+	cmd         *exec.Cmd
+	base        string // http://127.0.0.1:port
+	addr        string
+	metricsAddr string              // host:port of /metrics, when METRICS_ADDR is set
+	listening   map[string]any      // the "listening" log line
+	lines       chan map[string]any // its JSON log lines, in order
+	done        chan struct{}       // closed when it has exited
+	mu          sync.Mutex
+	all         bytes.Buffer // everything it wrote
 }
 
 // startServe starts `coco serve -addr 127.0.0.1:0` and returns once it has
@@ -188,8 +192,9 @@ func startServeBinary(t *testing.T, bin string, env map[string]string, flags ...
 		cmd.Process.Kill()
 		<-p.done
 	})
-	line := p.waitLog(t, "listening", 10*time.Second)
-	p.addr, _ = line["addr"].(string)
+	p.listening = p.waitLog(t, "listening", 10*time.Second)
+	p.addr, _ = p.listening["addr"].(string)
+	p.metricsAddr, _ = p.listening["metrics_addr"].(string)
 	p.base = "http://" + p.addr
 	return p
 }
@@ -677,7 +682,7 @@ func TestUsage(t *testing.T) {
 	}{
 		{[]string{"-h"}, 0, "With no command, coco serves."},
 		{[]string{"help"}, 0, "seed-demo"},
-		{[]string{"frobnicate"}, 2, "coco: unknown command \"frobnicate\"\n\nusage: coco [command] [flags]"},
+		{[]string{"frobnicate"}, 2, "coco: unknown command \"frobnicate\"\n\nusage: coco [-env-file path] [command] [flags]"},
 		{[]string{"serve", "-h"}, 0, "-migrate"},
 		{[]string{"-nosuchflag"}, 2, "flag provided but not defined: -nosuchflag"},
 		{[]string{"migrate", "-h"}, 0, "usage: coco migrate"},

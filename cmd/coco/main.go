@@ -63,10 +63,12 @@ var commands = []command{
 	{"export", "print everything stored about a user, as JSON", runExport},
 	{"prune", "delete sessions older than a retention period, in batches", runPrune},
 	{"grant-analyst", "create or update a read-only role for analysts", runGrantAnalyst},
+	{"healthcheck", "exit 0 when the local /readyz answers 200 (for a container HEALTHCHECK)", runHealthcheck},
+	{"version", "print the version and the commit coco was built from (also -version)", runVersion},
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: coco [command] [flags]
+	fmt.Fprint(w, `usage: coco [-env-file path] [command] [flags]
 
 Commands:
 `)
@@ -75,7 +77,9 @@ Commands:
 	}
 	fmt.Fprint(w, `
 With no command, coco serves. Run "coco <command> -h" for a command's flags
-and the environment variables it reads.
+and the environment variables it reads. Variables are read from the
+environment and, under it, from .env when there is one (-env-file names
+another file); the environment wins.
 
 Exit status: 0 on success, 1 when the work failed (for example, the database
 is unreachable), 2 for bad flags, an unknown command or a bad environment.
@@ -83,11 +87,25 @@ is unreachable), 2 for bad flags, an unknown command or a bad environment.
 }
 
 func run(ctx context.Context, stopSignals func(), args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	envFile, explicit := ".env", false
+	if len(args) >= 2 && args[0] == envFileFlag {
+		envFile, explicit, args = args[1], true, args[2:]
+	} else if v, ok := strings.CutPrefix(firstArg(args), envFileFlag+"="); ok {
+		envFile, explicit, args = v, true, args[1:]
+	}
+	environ, err := withEnvFile(envFile, explicit, environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "coco: %v\n", err)
+		return exitUsage
+	}
 	c := cli{environ: environ, stdout: stdout, stderr: stderr, stopSignals: stopSignals}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && isHelp(args[0]) {
 			usage(stderr)
 			return exitOK
+		}
+		if len(args) == 1 && (args[0] == "-version" || args[0] == "--version") {
+			return runVersion(ctx, c, nil)
 		}
 		return runServe(ctx, c, args)
 	}
@@ -103,6 +121,13 @@ func run(ctx context.Context, stopSignals func(), args []string, environ map[str
 	fmt.Fprintf(stderr, "coco: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return exitUsage
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }
 
 func isHelp(arg string) bool {
@@ -149,6 +174,15 @@ func (c cli) fail(cmd string, err error) int {
 		return exitUsage
 	}
 	return exitFail
+}
+
+// progress returns a function that prints, on stderr, how many things a
+// long command has done so far and at what rate: one line per batch.
+func (c cli) progress(cmd, things string) func(done int) {
+	start := time.Now()
+	return func(done int) {
+		fmt.Fprintf(c.stderr, "coco %s: %d %s so far (%.0f/s)\n", cmd, done, things, float64(done)/time.Since(start).Seconds())
+	}
 }
 
 const dbVarsHelp = `

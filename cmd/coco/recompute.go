@@ -50,13 +50,13 @@ midnight.
 		}
 		fmt.Fprintf(c.stdout, "recomputed the rollup of %s\n", *user)
 	case *all:
-		n, err := st.RecomputeAll(ctx)
+		n, err := st.RecomputeAll(ctx, c.progress("recompute", "rollups"))
 		if err != nil {
 			return c.fail("recompute", err)
 		}
 		fmt.Fprintf(c.stdout, "recomputed %d rollups\n", n)
 	case *stale:
-		n, err := st.RefreshStale(ctx, time.Now())
+		n, err := st.RefreshStale(ctx, time.Now(), c.progress("recompute", "stale rollups"))
 		if err != nil {
 			return c.fail("recompute", err)
 		}

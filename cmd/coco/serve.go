@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"coco/httpapi"
 	"coco/sql/migrations"
@@ -28,6 +33,8 @@ var serveVarsHelp = fmt.Sprintf(`  INGEST_SERVICE_TOKEN  bearer token of the dev
   SHUTDOWN_DRAIN        how long, within the grace, to keep serving with /readyz at 503 (default 1s)
   LOG_LEVEL             debug, info, warn or error (default info)
   MAX_CONNECTIONS       open client connections at most; past it new ones wait (default 1024, about 20 KiB each)
+  METRICS_ADDR          serve Prometheus metrics at /metrics on this host:port, such as 127.0.0.1:9090 (default: off)
+  LOG_FORMAT            json (default), or text for people
 `, httpapi.WindowDays)
 
 func runServe(ctx context.Context, c cli, args []string) int {
@@ -49,7 +56,7 @@ migrated.
 	if *addr == "" {
 		*addr = ":" + strconv.Itoa(int(cfg.Port))
 	}
-	logger := slog.New(slog.NewJSONHandler(c.stdout, &slog.HandlerOptions{Level: slog.Level(cfg.LogLevel)}))
+	logger := newLogger(c.stdout, cfg.LogFormat, slog.Level(cfg.LogLevel))
 
 	srv := &server{cfg: cfg, addr: *addr, migrate: *migrate, logger: logger}
 	if err := srv.Run(ctx); err != nil {
@@ -81,10 +88,19 @@ type server struct {
 	migrate bool
 	logger  *slog.Logger
 
-	pool   *pgxpool.Pool
-	api    *httpapi.Server
-	http   *http.Server
-	failed chan error // receives the error if serving stops on its own
+	pool    *pgxpool.Pool
+	api     *httpapi.Server
+	http    *http.Server
+	metrics *http.Server // nil unless METRICS_ADDR is set
+	failed  chan error   // receives the error if serving stops on its own
+}
+
+func newLogger(w io.Writer, format logFormat, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // Run opens the pool (without connecting), migrates if asked, listens and
@@ -105,12 +121,27 @@ func (s *server) Run(ctx context.Context) error {
 	}
 
 	dbTimeout := time.Duration(s.cfg.DBTimeout)
-	s.api = httpapi.New(store.NewStore(pool), s.logger, httpapi.Config{
+	st := store.NewStore(pool)
+	build := readBuildInfo()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		st.Collector(),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "coco_build_info",
+			Help: "1, labelled with the version and the commit this binary was built from.",
+			ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision,
+				"vcs_time": build.Time, "go_version": runtime.Version()},
+		}, func() float64 { return 1 }),
+	)
+	s.api = httpapi.New(st, s.logger, httpapi.Config{
 		IngestToken:     string(s.cfg.IngestToken),
 		DashboardTokens: s.cfg.DashboardTokens,
 		DashboardOrigin: string(s.cfg.DashboardOrigin),
 		Docs:            s.cfg.AppEnv != "production",
 		DBTimeout:       dbTimeout,
+		Metrics:         reg,
 	})
 	limiter := newConnLimiter(int(s.cfg.MaxConnections))
 	s.http = &http.Server{
@@ -132,12 +163,32 @@ func (s *server) Run(ctx context.Context) error {
 		return err
 	}
 	ln = limiter.Listen(ln)
-	s.failed = make(chan error, 1)
+	s.failed = make(chan error, 2)
 	go func() {
 		if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.failed <- err
 		}
 	}()
+	metricsAddr := ""
+	if s.cfg.MetricsAddr != "" {
+		// A listener of its own, so the API's port (public on Fly.io)
+		// never serves the metrics.
+		mln, err := net.Listen("tcp", string(s.cfg.MetricsAddr))
+		if err != nil {
+			s.http.Close()
+			pool.Close()
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		metricsAddr = mln.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := s.metrics.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+				s.failed <- err
+			}
+		}()
+	}
 	s.logger.Info("listening",
 		"addr", ln.Addr().String(),
 		"pid", os.Getpid(),
@@ -146,6 +197,9 @@ func (s *server) Run(ctx context.Context) error {
 		"dashboard_tokens", len(s.cfg.DashboardTokens),
 		"dashboard_origin", string(s.cfg.DashboardOrigin),
 		"max_connections", int(s.cfg.MaxConnections),
+		"metrics_addr", metricsAddr,
+		"version", build.Version,
+		"revision", build.Revision,
 	)
 	return nil
 }
@@ -165,6 +219,9 @@ func (s *server) Close() error {
 	if err != nil {
 		s.http.Close()
 		err = fmt.Errorf("requests still running after %s were cut off: %w", grace, err)
+	}
+	if s.metrics != nil {
+		s.metrics.Close()
 	}
 	s.pool.Close()
 	return err

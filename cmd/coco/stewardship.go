@@ -119,7 +119,7 @@ per batch. From cron, daily:
 	now := time.Now()
 	before := now.Add(-age)
 	var total store.Pruned
-	start := time.Now()
+	progress := c.progress("prune", "sessions")
 	for {
 		p, err := st.Prune(ctx, before, *batch, now)
 		var invalid *store.InvalidError
@@ -132,8 +132,7 @@ per batch. From cron, daily:
 		total.Sessions += p.Sessions
 		total.Erasures += p.Erasures
 		if p.Sessions > 0 {
-			fmt.Fprintf(c.stderr, "coco prune: %d sessions so far (%.0f/s)\n",
-				total.Sessions, float64(total.Sessions)/time.Since(start).Seconds())
+			progress(total.Sessions)
 		}
 		if p.Sessions < *batch {
 			break

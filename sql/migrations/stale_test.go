@@ -244,10 +244,12 @@ func TestBulkRecomputesGoInBatches(t *testing.T) {
 	if err := pool.QueryRow(t.Context(), `select coco.refresh_stale_rollups(p_limit => 3)`).Scan(&n); err != nil || n != 3 {
 		t.Fatalf("refresh_stale_rollups(p_limit => 3) = %d, %v; want 3", n, err)
 	}
-	if n, err := st.RefreshStale(t.Context(), time.Now()); err != nil || n != users-3 {
-		t.Errorf("RefreshStale = %d, %v; want the %d users still without a rollup", n, err, users-3)
+	var progress []int
+	record := func(done int) { progress = append(progress, done) }
+	if n, err := st.RefreshStale(t.Context(), time.Now(), record); err != nil || n != users-3 || fmt.Sprint(progress) != "[500 1000]" {
+		t.Errorf("RefreshStale = %d, %v, progress %v; want the %d users still without a rollup, in batches of 500", n, err, progress, users-3)
 	}
-	if n, err := st.RecomputeAll(t.Context()); err != nil || n != users {
+	if n, err := st.RecomputeAll(t.Context(), func(int) {}); err != nil || n != users {
 		t.Errorf("RecomputeAll = %d, %v; want every one of the %d users", n, err, users)
 	}
 	var rollups int

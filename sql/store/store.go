@@ -266,9 +266,10 @@ func (st *Store) RecomputeUser(ctx context.Context, externalID string) (bool, er
 // ingests and reads of those users wait for it, so it stays short.
 const recomputeBatch = 500
 
-// RecomputeAll rebuilds every user's rollup for the user's today, a batch of users per
-// transaction, and returns how many.
-func (st *Store) RecomputeAll(ctx context.Context) (int, error) {
+// RecomputeAll rebuilds every user's rollup for the user's today, a batch of
+// users per transaction, and returns how many; progress hears the count after
+// each batch.
+func (st *Store) RecomputeAll(ctx context.Context, progress func(done int)) (int, error) {
 	total, after := 0, "00000000-0000-0000-0000-000000000000"
 	for {
 		var n int
@@ -285,14 +286,16 @@ func (st *Store) RecomputeAll(ctx context.Context) (int, error) {
 		if err != nil || last == nil {
 			return total, err
 		}
+		progress(total)
 		after = *last
 	}
 }
 
 // RefreshStale rebuilds the rollups that are not current at now for their
 // user's own day (missing, or for another day or zone), a batch of users per
-// transaction, and returns how many.
-func (st *Store) RefreshStale(ctx context.Context, now time.Time) (int, error) {
+// transaction, and returns how many; progress hears the count after each
+// batch but the last.
+func (st *Store) RefreshStale(ctx context.Context, now time.Time, progress func(done int)) (int, error) {
 	total := 0
 	for {
 		var n int
@@ -303,6 +306,7 @@ func (st *Store) RefreshStale(ctx context.Context, now time.Time) (int, error) {
 		if err != nil || n < recomputeBatch {
 			return total, err
 		}
+		progress(total)
 	}
 }
 
