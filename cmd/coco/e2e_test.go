@@ -567,8 +567,10 @@ func TestSeedDemoIsSafeToRerun(t *testing.T) {
 	err := pool.QueryRow(ctx, `
 		select count(*),
 		       count(*) filter (where s.started_at + make_interval(secs => s.duration_seconds) > now()),
-		       count(*) filter (where s.session_id !~ '^demo-demo-user-\d{4}-\d\d-\d\d-[1-3]$'
-		                           or s.duration_seconds not between 300 and 2400
+		       count(*) filter (where s.session_id !~ '^demo-demo-user-\d{4}-\d\d-\d\d-[0-3]$'
+		                           or s.session_id ~ '-0$' and (s.started_at <> date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'
+		                                                        or s.duration_seconds <> 30)
+		                           or s.session_id !~ '-0$' and s.duration_seconds not between 300 and 2400
 		                           or s.sentiment_score not between 0.3 and 0.9
 		                           or s.sentiment_score <> round(s.sentiment_score, 2)
 		                           or s.started_at < date_trunc('day', now() at time zone 'UTC') at time zone 'UTC' - interval '6 days')

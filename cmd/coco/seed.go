@@ -80,7 +80,8 @@ nothing new and reports duplicates, so it is safe to repeat.
 // most days 1 to 3 sessions of 5 to 40 minutes, sentiments 0.30 to 0.90.
 // A day's sessions depend only on the user and the date, so a rerun (even
 // on a later day) reproduces the ones it stored before; sessions that have
-// not ended by now are left out.
+// not ended by now are left out. Today always has one that has ended, early
+// in the morning too, so the demo's streak is never 0.
 func demoSessions(user string, now time.Time) []store.Session {
 	today := now.UTC().Truncate(24 * time.Hour)
 	var out []store.Session
@@ -91,11 +92,12 @@ func demoSessions(user string, now time.Time) []store.Session {
 		rng := rand.New(rand.NewPCG(h.Sum64(), uint64(day.Unix())))
 
 		n := 1 + rng.IntN(3)
-		if rng.IntN(6) == 0 {
-			n = 0 // a day off
+		if rng.IntN(6) == 0 && back > 0 {
+			n = 0 // a day off, never today
 		}
 		// Sessions fall between 07:00 and 22:00, one per slot, so they never overlap.
 		slot := 15 * time.Hour / time.Duration(max(n, 1))
+		ended := 0
 		for i := range n {
 			duration := time.Duration(300+rng.IntN(2101)) * time.Second
 			offset := time.Duration(rng.Int64N(int64(slot - duration))).Truncate(time.Second)
@@ -104,16 +106,26 @@ func demoSessions(user string, now time.Time) []store.Session {
 			if started.Add(duration).After(now) {
 				continue
 			}
-			out = append(out, store.Session{
-				SessionID:       demoSessionID(user, day, i+1),
-				UserExternalID:  user,
-				StartedAt:       started,
-				DurationSeconds: int(duration / time.Second),
-				SentimentScore:  sentiment,
-			})
+			ended++
+			out = append(out, demoSession(user, day, i+1, started, duration, sentiment))
+		}
+		if back == 0 && ended == 0 && now.Sub(today) >= 30*time.Second {
+			// Before today's first slot: a short session just after
+			// midnight, the same at every rerun.
+			out = append(out, demoSession(user, day, 0, today, 30*time.Second, 0.72))
 		}
 	}
 	return out
+}
+
+func demoSession(user string, day time.Time, n int, started time.Time, duration time.Duration, sentiment float64) store.Session {
+	return store.Session{
+		SessionID:       demoSessionID(user, day, n),
+		UserExternalID:  user,
+		StartedAt:       started,
+		DurationSeconds: int(duration / time.Second),
+		SentimentScore:  sentiment,
+	}
 }
 
 func demoSessionID(user string, day time.Time, n int) string {

@@ -24,9 +24,10 @@ func TestDemoSessionsAreReproducibleAndEnded(t *testing.T) {
 		byID[s.SessionID] = s
 	}
 	oldest := now.Truncate(24*time.Hour).AddDate(0, 0, -6)
+	early := demoSessionID("demo-user", now.Truncate(24*time.Hour), 0)
 	for _, s := range week {
-		if s.StartedAt.Before(oldest.AddDate(0, 0, 1)) {
-			continue // the day that left the window
+		if s.StartedAt.Before(oldest.AddDate(0, 0, 1)) || s.SessionID == early {
+			continue // the day that left the window; today's early session, made only while it had none
 		}
 		if later, ok := byID[s.SessionID]; !ok || later != s {
 			t.Errorf("session %s is %+v the next day, want %+v", s.SessionID, later, s)
@@ -40,6 +41,7 @@ func TestDemoSessionsAreReproducibleAndEnded(t *testing.T) {
 		switch {
 		case s.StartedAt.Before(oldest) || s.StartedAt.Add(time.Duration(s.DurationSeconds)*time.Second).After(now):
 			t.Errorf("session %s runs %v for %ds, want it within %v..%v", s.SessionID, s.StartedAt, s.DurationSeconds, oldest, now)
+		case s.SessionID == early:
 		case s.DurationSeconds < 300 || s.DurationSeconds > 2400:
 			t.Errorf("session %s lasts %ds, want 300..2400", s.SessionID, s.DurationSeconds)
 		case s.SentimentScore < 0.3 || s.SentimentScore > 0.9 || math.Abs(s.SentimentScore*100-math.Round(s.SentimentScore*100)) > 1e-9:
@@ -56,6 +58,30 @@ func TestDemoSessionsAreReproducibleAndEnded(t *testing.T) {
 	for day, n := range days {
 		if n > 3 {
 			t.Errorf("%d sessions on %s, want at most 3", n, day)
+		}
+	}
+}
+
+// At any hour, today has a session that has ended: make run's demo shows a
+// streak, also before the day's first slot.
+func TestDemoWeekHasTodayAtEveryHour(t *testing.T) {
+	t.Parallel()
+	day := time.Date(2025, 10, 22, 0, 0, 0, 0, time.UTC)
+	for _, user := range []string{"demo-user", "grandma-rose", "kid-1"} {
+		for at := 30 * time.Second; at < 24*time.Hour; at += 17 * time.Minute {
+			now := day.Add(at)
+			today := 0
+			for _, s := range demoSessions(user, now) {
+				if !s.StartedAt.Before(day) {
+					today++
+					if end := s.StartedAt.Add(time.Duration(s.DurationSeconds) * time.Second); end.After(now) {
+						t.Fatalf("%s at %s: session %s ends at %s, in the future", user, now, s.SessionID, end)
+					}
+				}
+			}
+			if today == 0 {
+				t.Fatalf("%s at %s: no session today, so the demo's streak is 0", user, now.Format(time.TimeOnly))
+			}
 		}
 	}
 }
