@@ -122,6 +122,8 @@ func (s *Server) routes() *httprouter.Router {
 	if s.cfg.Docs {
 		route(http.MethodGet, "/openapi.json", s.handleOpenAPI)
 		route(http.MethodGet, "/docs", s.handleDocs)
+		route(http.MethodGet, "/docs/docs.js", s.handleDocs)
+		route(http.MethodGet, "/docs/swaggerui/:file", s.handleDocs)
 	}
 	return r
 }
