@@ -35,6 +35,11 @@ test: ## run all tests (database: TEST_DATABASE_URL, else DATABASE_URL, else the
 	@url="$${TEST_DATABASE_URL:-$(DB_URL)}"; \
 	TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 ./...
 
+.PHONY: docs-check
+docs-check: ## load /docs in headless Chromium and try it out; fails without Chromium (database as for test)
+	@url="$${TEST_DATABASE_URL:-$(DB_URL)}"; \
+	TEST_DATABASE_URL="$$url" COCO_REQUIRE_BROWSER=1 $(GO) test -count=1 -v -run '^TestDocsPageInChromium$$' ./httpapi
+
 .PHONY: lint
 lint: ## go vet, and check that gofmt leaves every file unchanged
 	$(GO) vet ./...
