@@ -5,7 +5,8 @@
 #   docker run --rm -p 8000:8000 --env-file .env coco            # serve
 #   docker run --rm --env-file .env coco coco migrate            # any subcommand
 
-# The toolchain go.mod names, so the image builds what `go build` builds here.
+# go.mod asks for Go 1.26 or later; the image pins the patch release this
+# project is tested with.
 FROM golang:1.26.8 AS build
 WORKDIR /src
 # Modules first, so editing the code does not download them again.
