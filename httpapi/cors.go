@@ -33,6 +33,9 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		// request had none.
 		h.Add("Vary", "Origin")
 		allowed := s.allowedOrigin(r)
+		if origins := r.Header.Values("Origin"); !allowed && len(origins) > 0 {
+			setLogRefusedOrigin(r.Context(), strings.Join(origins, ", "))
+		}
 		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 		switch {
 		case preflight && allowed:

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -128,5 +129,25 @@ func expectNoCORS(t *testing.T, rec interface{ Header() http.Header }, origin st
 		if strings.HasPrefix(http.CanonicalHeaderKey(name), "Access-Control-") {
 			t.Errorf("origin %q: got %s = %q, want no CORS headers", origin, name, rec.Header().Get(name))
 		}
+	}
+}
+
+// A refused origin is in the request's log line, so whoever develops a
+// dashboard sees which origin to configure; an allowed one is not logged.
+func TestRefusedOriginIsLogged(t *testing.T) {
+	t.Parallel()
+	ts := setupDeadDB(t)
+	ts.request(t, http.MethodOptions, "/api/dashboard/alice", "", preflightHeaders("http://localhost:5173")...)
+	ts.request(t, http.MethodGet, "/livez", "", "Origin", "https://evil.example")
+	ts.request(t, http.MethodGet, "/livez", "", "Origin", testOrigin)
+	var refused []any
+	for _, line := range ts.logs.lines(t) {
+		if line["msg"] == "request" {
+			refused = append(refused, line["refused_origin"])
+		}
+	}
+	want := []any{"http://localhost:5173", "https://evil.example", nil}
+	if !reflect.DeepEqual(refused, want) {
+		t.Errorf("refused_origin in the request lines = %v, want %v", refused, want)
 	}
 }

@@ -136,36 +136,40 @@ func newRequestID() string {
 
 // requestLog collects what handlers learn about a request for its log line.
 type requestLog struct {
-	route   string // the route's template, or routeUnmatched
-	userID  string
-	tokenID string
+	route         string // the route's template, or routeUnmatched
+	userID        string
+	tokenID       string
+	refusedOrigin string
 }
 
 type requestLogKey struct{}
 
-// setLogUser records the user a request is about. Only validated ids reach
-// here, so the log never carries arbitrary client bytes in user_id.
-func setLogUser(ctx context.Context, userID string) {
+// logOf returns the request's requestLog, or a throwaway one outside
+// logRequests (as in handler tests).
+func logOf(ctx context.Context) *requestLog {
 	if l, ok := ctx.Value(requestLogKey{}).(*requestLog); ok {
-		l.userID = userID
+		return l
 	}
+	return &requestLog{}
 }
 
+// setLogUser records the user a request is about. Only validated ids reach
+// here, so the log never carries arbitrary client bytes in user_id.
+func setLogUser(ctx context.Context, userID string) { logOf(ctx).userID = userID }
+
 // setLogRoute records the template of the route that took the request.
-func setLogRoute(ctx context.Context, route string) {
-	if l, ok := ctx.Value(requestLogKey{}).(*requestLog); ok {
-		l.route = route
-	}
-}
+func setLogRoute(ctx context.Context, route string) { logOf(ctx).route = route }
 
 // setLogToken records which credential authenticated the request, as its
 // fingerprint: the first 12 hex digits of the token's SHA-256. An operator
 // can tell which credential read whose data; the token itself is never
 // logged.
-func setLogToken(ctx context.Context, token string) {
-	if l, ok := ctx.Value(requestLogKey{}).(*requestLog); ok {
-		l.tokenID = tokenFingerprint(token)
-	}
+func setLogToken(ctx context.Context, token string) { logOf(ctx).tokenID = tokenFingerprint(token) }
+
+// setLogRefusedOrigin records the Origin a browser sent that CORS refused,
+// so a dashboard developer sees in coco's log which origin to configure.
+func setLogRefusedOrigin(ctx context.Context, origin string) {
+	logOf(ctx).refusedOrigin = truncateForLog(origin)
 }
 
 func tokenFingerprint(token string) string {
@@ -173,8 +177,15 @@ func tokenFingerprint(token string) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// maxLoggedPath keeps one absurd URL from bloating the logs.
-const maxLoggedPath = 256
+// maxLogged keeps one absurd URL or header from bloating the logs.
+const maxLogged = 256
+
+func truncateForLog(s string) string {
+	if len(s) > maxLogged {
+		return s[:maxLogged] + "..."
+	}
+	return s
+}
 
 // logRequests writes one JSON line per request. It logs the path but not the
 // query string, headers or body: those are where tokens and personal data
@@ -198,14 +209,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if status >= 500 {
 				level = slog.LevelWarn
 			}
-			path := r.URL.Path
-			if len(path) > maxLoggedPath {
-				path = path[:maxLoggedPath] + "..."
-			}
 			attrs := []slog.Attr{
 				slog.String("request_id", requestIDFrom(r.Context())),
 				slog.String("method", r.Method),
-				slog.String("path", path),
+				slog.String("path", truncateForLog(r.URL.Path)),
 				slog.Int("status", status),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 				slog.Int("bytes", rec.bytes),
@@ -215,6 +222,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			}
 			if info.tokenID != "" {
 				attrs = append(attrs, slog.String("token_id", info.tokenID))
+			}
+			if info.refusedOrigin != "" {
+				attrs = append(attrs, slog.String("refused_origin", info.refusedOrigin))
 			}
 			s.logger.LogAttrs(r.Context(), level, "request", attrs...)
 			s.metrics.observe(info.route, r.Method, status, time.Since(start))
