@@ -61,15 +61,17 @@ run: ## serve on :8000 with demo data (database: DATABASE_URL, else the dev Post
 		INGEST_SERVICE_TOKEN="$${INGEST_SERVICE_TOKEN:-$(DEV_INGEST_TOKEN)}" \
 		DASHBOARD_TOKEN_MAP="$${DASHBOARD_TOKEN_MAP:-$(DEV_DASHBOARD_TOKEN):demo-user}" \
 		DASHBOARD_ORIGIN="$${DASHBOARD_ORIGIN:-http://localhost:3000}" \
-		PORT="$${PORT:-8000}"; \
+		PORT="$${PORT:-8000}" \
+		LOG_FORMAT="$${LOG_FORMAT:-text}"; \
 	$(GO) build -buildvcs=auto -o bin/coco ./cmd/coco; \
 	bin/coco migrate; \
 	bin/coco seed-demo -user demo-user; \
 	echo; \
 	echo "Dashboard:"; \
 	echo "  curl -s http://localhost:$$PORT/api/dashboard/demo-user -H 'Authorization: Bearer $$dash_tok'"; \
-	echo "Ingest:"; \
-	echo "  curl -s -X POST http://localhost:$$PORT/internal/ingest/session_summary -H 'Authorization: Bearer $$ingest_tok' -H 'Content-Type: application/json' -d '{\"session_id\":\"curl-$$(date +%s)\",\"user_external_id\":\"demo-user\",\"started_at\":\"$$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"duration_seconds\":900,\"sentiment_score\":0.66}'"; \
+	started="$$(date -u -d '-16 min' +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -v-16M +%Y-%m-%dT%H:%M:%SZ)"; \
+	echo "Ingest (a 15-minute session that ended a minute ago):"; \
+	echo "  curl -s -X POST http://localhost:$$PORT/internal/ingest/session_summary -H 'Authorization: Bearer $$ingest_tok' -H 'Content-Type: application/json' -d '{\"session_id\":\"curl-$$(date +%s)\",\"user_external_id\":\"demo-user\",\"started_at\":\"$$started\",\"duration_seconds\":900,\"sentiment_score\":0.66}'"; \
 	echo; \
 	exec bin/coco serve
 
