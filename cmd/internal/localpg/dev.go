@@ -99,6 +99,84 @@ func StopDir(dir string) (stopped bool, err error) {
 	return true, nil
 }
 
+// RemoveDir deletes for good the cluster that Start keeps in dir, stopping
+// it first (pg_ctl stop -m immediate) if it runs, whichever process started
+// it: its data directory and log, and as root their home under os.TempDir()
+// and the links to them in dir. It takes dir's lock, as StopDir
+// does. dir itself and its lock file stay, so that Start makes a fresh
+// cluster there. It leaves the standby in StandbyDir(dir) alone: remove that
+// first, or it goes on running and retrying its primary.
+//
+// RemoveDir reports whether a server was running and how much disk space the
+// deleted files took. A directory that Start never used (it has no lock
+// file, or does not exist) is left untouched: RemoveDir returns false, 0 and
+// no error.
+func RemoveDir(dir string) (stopped bool, freed int64, err error) {
+	if _, err := os.Stat(filepath.Join(dir, lockName)); errors.Is(err, os.ErrNotExist) {
+		return false, 0, nil
+	} else if err != nil {
+		return false, 0, fmt.Errorf("localpg: %w", err)
+	}
+	c, err := newCluster(dir)
+	if err != nil {
+		return false, 0, err
+	}
+	unlock, err := lockDir(context.Background(), c.dir)
+	if err != nil {
+		return false, 0, err
+	}
+	defer unlock()
+	if pf, err := readPIDFile(c.dataDir); err == nil && alive(pf.pid) {
+		if err := c.stop("immediate"); err != nil {
+			return false, 0, err
+		}
+		stopped = true
+	}
+	freed = c.diskUsage()
+	if err := c.Remove(); err != nil {
+		return stopped, 0, fmt.Errorf("localpg: remove the cluster in %s: %w", dir, err)
+	}
+	return stopped, freed, nil
+}
+
+// DiskUsage returns the disk space that the data directory and log of the
+// cluster that Start keeps in dir take, running or not: what RemoveDir would
+// free. It is 0 when there is no cluster. It does not count the standby in
+// StandbyDir(dir).
+func DiskUsage(dir string) (int64, error) {
+	if _, err := os.Stat(filepath.Join(dir, lockName)); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	c, err := newCluster(dir)
+	if err != nil {
+		return 0, err
+	}
+	return c.diskUsage(), nil
+}
+
+// diskUsage returns the space taken by the data directory and the log: the
+// blocks allocated to them, as du counts them. Files that vanish or cannot be
+// read meanwhile count as nothing.
+func (c *Cluster) diskUsage() int64 {
+	var n int64
+	for _, root := range []string{c.dataDir, c.logFile} {
+		filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if fi, err := d.Info(); err == nil {
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+					n += st.Blocks * 512
+				} else {
+					n += fi.Size()
+				}
+			}
+			return nil
+		})
+	}
+	return n
+}
+
 // openDir creates dir if needed, takes its lock, and prepares the data home,
 // for a cluster to be found running or started there. Call unlock when done.
 func openDir(ctx context.Context, dir string) (c *Cluster, unlock func(), err error) {

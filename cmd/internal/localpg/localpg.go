@@ -3,7 +3,8 @@
 // binaries (initdb, pg_ctl) installed.
 //
 // Start keeps a development cluster in a directory (the repository's
-// git-ignored .localpg by default, see cmd/devdb) and reuses it while it runs;
+// git-ignored .localpg by default, see cmd/devdb) and reuses it while it runs
+// (StopDir stops it, keeping its data; RemoveDir deletes it);
 // StartTemp makes a brand-new cluster for a test that needs a server of its
 // own, for instance to stop, restart or freeze it. StartStandby makes a hot
 // standby of either, streaming from it, for tests and development of read
@@ -46,7 +47,7 @@ var ErrNotRunning = errors.New("no PostgreSQL server running")
 const (
 	dataName = "data"         // the PostgreSQL data directory
 	logName  = "postgres.log" // server log (pg_ctl -l)
-	lockName = "lock"         // flock guarding Start and StopDir
+	lockName = "lock"         // flock guarding Start, StopDir and RemoveDir
 	confName = "localpg.conf" // settings, included from postgresql.conf
 	include  = "include = '" + confName + "'\n"
 )

@@ -179,3 +179,86 @@ func TestStartReusesRunningCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRemoveDir(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "pg")
+
+	if stopped, freed, err := localpg.RemoveDir(dir); err != nil || stopped || freed != 0 {
+		t.Fatalf("RemoveDir of a missing directory = %v, %d, %v; want false, 0, nil", stopped, freed, err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("RemoveDir of a missing directory made it (Stat: %v)", err)
+	}
+
+	c, err := localpg.Start(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Remove() })
+	conn, err := pgx.Connect(ctx, c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "create table t as select g from generate_series(1, 100000) g")
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{c.DataDir(), c.LogFile(), filepath.Join(dir, "data"), filepath.Join(dir, "postgres.log")}
+	if os.Geteuid() == 0 {
+		paths = append(paths, filepath.Dir(c.DataDir())) // the home under the temp dir
+	}
+	usage, err := localpg.DiskUsage(dir)
+	if err != nil || usage < 10e6 {
+		t.Errorf("DiskUsage = %d, %v; want over 10 MB", usage, err)
+	}
+
+	stopped, freed, err := localpg.RemoveDir(dir)
+	if err != nil || !stopped || freed < usage/2 {
+		t.Fatalf("RemoveDir = %v, %d, %v; want true, about %d, nil", stopped, freed, err, usage)
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there after RemoveDir (Lstat: %v)", p, err)
+		}
+	}
+	if _, err := localpg.Running(dir); !errors.Is(err, localpg.ErrNotRunning) {
+		t.Errorf("Running after RemoveDir: err = %v, want ErrNotRunning", err)
+	}
+	if usage, err := localpg.DiskUsage(dir); err != nil || usage != 0 {
+		t.Errorf("DiskUsage after RemoveDir = %d, %v; want 0, nil", usage, err)
+	}
+	if stopped, freed, err := localpg.RemoveDir(dir); err != nil || stopped || freed != 0 {
+		t.Errorf("second RemoveDir = %v, %d, %v; want false, 0, nil", stopped, freed, err)
+	}
+
+	// Start makes a fresh cluster; RemoveDir removes a stopped one too.
+	c, err = localpg.Start(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reused() {
+		t.Error("Start after RemoveDir reports a reused cluster")
+	}
+	conn, err = pgx.Connect(ctx, c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table *string
+	err = conn.QueryRow(ctx, "select to_regclass('t')::text").Scan(&table)
+	conn.Close(ctx)
+	if err != nil || table != nil {
+		t.Errorf("Start after RemoveDir: table t is there (err %v); want a fresh, empty cluster", err)
+	}
+	if stopped, err := localpg.StopDir(dir); err != nil || !stopped {
+		t.Fatalf("StopDir = %v, %v; want true, nil", stopped, err)
+	}
+	if stopped, freed, err := localpg.RemoveDir(dir); err != nil || stopped || freed <= 0 {
+		t.Errorf("RemoveDir of a stopped cluster = %v, %d, %v; want false, > 0, nil", stopped, freed, err)
+	}
+	if _, err := os.Stat(c.DataDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("data dir %s still there after RemoveDir (err %v)", c.DataDir(), err)
+	}
+}
