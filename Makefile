@@ -20,15 +20,36 @@ DB_URL = $${DATABASE_URL:-$$($(DEVDB) start -dir $(DEVDB_DIR))}
 .PHONY: help
 help: ## list the targets
 	@echo "usage: make <target>"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { n++; name[n] = $$1; text[n] = $$2; if (length($$1) > w) w = length($$1) } \
+		END { for (i = 1; i <= n; i++) printf "  %-" w "s  %s\n", name[i], text[i] }' $(MAKEFILE_LIST)
 
 .PHONY: db-start
 db-start: ## start the local dev PostgreSQL (or find it running); print its URL
 	@$(DEVDB) start -dir $(DEVDB_DIR)
 
 .PHONY: db-stop
-db-stop: ## stop the local dev PostgreSQL
+db-stop: ## stop the local dev PostgreSQL, keeping its data (make db-clean deletes it)
 	@$(DEVDB) stop -dir $(DEVDB_DIR)
+
+.PHONY: db-clean
+db-clean: ## stop the local dev PostgreSQL and delete its data (hundreds of MB after make bench)
+	@$(DEVDB) clean -dir $(DEVDB_DIR)
+
+.PHONY: db-reset
+db-reset: ## delete the local dev PostgreSQL's data, start a fresh one and migrate it; print its URL
+	@$(DEVDB) clean -dir $(DEVDB_DIR)
+	@url="$$($(DEVDB) start -dir $(DEVDB_DIR))"; \
+	DATABASE_URL="$$url" $(GO) run ./cmd/coco migrate >&2; \
+	echo "$$url"
+
+.PHONY: psql
+psql: ## open psql on the database (DATABASE_URL, else the dev PostgreSQL)
+	@if ! command -v psql >/dev/null; then \
+		echo "make psql: psql not found; install the PostgreSQL client:" \
+			"apt-get install postgresql-client (Debian/Ubuntu), brew install libpq && brew link --force libpq (macOS)" >&2; \
+		exit 1; \
+	fi; \
+	url="$(DB_URL)"; exec psql "$$url"
 
 .PHONY: test
 test: ## run all tests (database: TEST_DATABASE_URL, else DATABASE_URL, else the dev PostgreSQL)
