@@ -1,7 +1,7 @@
 package main
 
 import (
-	"coco/cmd/internal/gitbuild"
+	"coco/internal/gitbuild"
 	"context"
 	"fmt"
 	"io"

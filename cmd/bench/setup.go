@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"coco/cmd/internal/localpg"
+	"coco/internal/localpg"
 	"coco/sql/migrations"
 	"coco/sql/store"
 )

@@ -1,7 +1,7 @@
 package main
 
 // Database fault tests: the real binary against a PostgreSQL server of the
-// test's own (cmd/internal/localpg), which the test stops, kills, freezes and starts
+// test's own (internal/localpg), which the test stops, kills, freezes and starts
 // again while requests run. serveEnv sets DB_TIMEOUT to 1s.
 
 import (
@@ -21,7 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"coco/cmd/internal/localpg"
+	"coco/internal/localpg"
 	"coco/sql/migrations"
 	"coco/sql/sqltest"
 )

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"coco/cmd/internal/gitbuild"
-	"coco/cmd/internal/localpg"
+	"coco/internal/gitbuild"
+	"coco/internal/localpg"
 	"coco/sql/migrations"
 	"coco/sql/sqltest"
 )

@@ -1,7 +1,7 @@
 // Command devdb starts and stops the local development PostgreSQL cluster
 // that `make test` and `make run` use when no DATABASE_URL is given, and a
 // hot standby of it to try read replicas with, and deletes their data. It is
-// a thin wrapper around coco/cmd/internal/localpg.
+// a thin wrapper around coco/internal/localpg.
 //
 // Usage:
 //
@@ -30,7 +30,7 @@ import (
 	"strings"
 	"syscall"
 
-	"coco/cmd/internal/localpg"
+	"coco/internal/localpg"
 )
 
 const usage = `usage: devdb <command> [-dir DIR]

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"coco/cmd/internal/localpg"
+	"coco/internal/localpg"
 )
 
 func runDevdb(args ...string) (code int, stdout, stderr string) {

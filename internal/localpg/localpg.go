@@ -243,7 +243,7 @@ func (c *Cluster) initdb(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("localpg: %w", err)
 	}
-	_, err = f.WriteString("\n# Settings of coco/cmd/internal/localpg.\n" + include)
+	_, err = f.WriteString("\n# Settings of coco/internal/localpg.\n" + include)
 	if err2 := f.Close(); err == nil {
 		err = err2
 	}
@@ -255,7 +255,7 @@ func (c *Cluster) initdb(ctx context.Context) error {
 
 // writeConf writes the settings file for a start on port.
 func (c *Cluster) writeConf(port int) error {
-	conf := fmt.Sprintf(`# Written by coco/cmd/internal/localpg at every start; edits are lost.
+	conf := fmt.Sprintf(`# Written by coco/internal/localpg at every start; edits are lost.
 # A throwaway cluster: fast, and safe against a killed server (every
 # acknowledged commit has reached the OS), though not against an OS crash.
 listen_addresses = '127.0.0.1'

@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"coco/cmd/internal/localpg"
+	"coco/internal/localpg"
 )
 
 func selectOne(ctx context.Context, url string) error {

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"coco/cmd/internal/localpg"
+	"coco/internal/localpg"
 )
 
 // exec runs sql on a connection of its own to url.
