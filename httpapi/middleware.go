@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"coco/sql/store"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -140,6 +141,7 @@ type requestLog struct {
 	userID        string
 	tokenID       string
 	refusedOrigin string
+	readFrom      string // the server that answered the dashboard read
 }
 
 type requestLogKey struct{}
@@ -223,13 +225,17 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if info.tokenID != "" {
 				attrs = append(attrs, slog.String("token_id", info.tokenID))
 			}
+			if info.readFrom != "" {
+				attrs = append(attrs, slog.String("read_from", info.readFrom))
+			}
 			if info.refusedOrigin != "" {
 				attrs = append(attrs, slog.String("refused_origin", info.refusedOrigin))
 			}
 			s.logger.LogAttrs(r.Context(), level, "request", attrs...)
 			s.metrics.observe(info.route, r.Method, status, time.Since(start))
 		}()
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestLogKey{}, info)))
+		ctx := store.WithReadServer(context.WithValue(r.Context(), requestLogKey{}, info), &info.readFrom)
+		next.ServeHTTP(rec, r.WithContext(ctx))
 		finished = true
 	})
 }

@@ -86,14 +86,20 @@ type testServer struct {
 
 func newTestServer(t *testing.T, pool *pgxpool.Pool, cfg Config) *testServer {
 	t.Helper()
-	logs := &lockedBuffer{}
+	return newTestServerOn(t, store.NewStore(pool), pool, &lockedBuffer{}, cfg)
+}
+
+// newTestServerOn is newTestServer on st, logging into logs; pool is the
+// primary's, for the tests' own queries.
+func newTestServerOn(t *testing.T, st *store.Store, pool *pgxpool.Pool, logs *lockedBuffer, cfg Config) *testServer {
+	t.Helper()
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{Server: New(store.NewStore(pool), logger, cfg), pool: pool, logs: logs}
+	return &testServer{Server: New(st, logger, cfg), pool: pool, logs: logs}
 }
 
 // setup returns a server on a fresh migrated database.

@@ -43,6 +43,8 @@ type ServeConfig struct {
 	MaxConnections  connectionCap    `env:"MAX_CONNECTIONS" envDefault:"1024"`
 	MetricsAddr     listenAddr       `env:"METRICS_ADDR"`
 	LogFormat       logFormat        `env:"LOG_FORMAT" envDefault:"json"`
+	ReadURLs        databaseURLs     `env:"DATABASE_READ_URL"`
+	ReadMaxLag      positiveDuration `env:"READ_MAX_LAG" envDefault:"5s"`
 }
 
 // ConfigError lists every problem found in the environment, one per
@@ -187,6 +189,31 @@ func (d databaseURL) String() string {
 		return "postgres://?"
 	}
 	return "postgres://" + u.Host + u.Path
+}
+
+// databaseURLs are PostgreSQL URLs separated by commas. A URL may itself
+// hold commas (postgres://h1,h2/db names several hosts), so a new URL
+// starts only where a piece has a scheme.
+type databaseURLs []databaseURL
+
+func (d *databaseURLs) UnmarshalText(text []byte) error {
+	var urls []string
+	for piece := range strings.SplitSeq(string(text), ",") {
+		if len(urls) == 0 || strings.Contains(piece, "://") {
+			urls = append(urls, strings.TrimSpace(piece))
+		} else {
+			urls[len(urls)-1] += "," + piece
+		}
+	}
+	*d = nil
+	for i, s := range urls {
+		var u databaseURL
+		if err := u.UnmarshalText([]byte(s)); err != nil {
+			return fmt.Errorf("URL %d of %d %w", i+1, len(urls), err)
+		}
+		*d = append(*d, u)
+	}
+	return nil
 }
 
 // secret is a bearer token: it must be sendable in an Authorization header

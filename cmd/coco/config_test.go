@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -50,6 +51,8 @@ func TestLoadServeConfigDefaults(t *testing.T) {
 		{"DBTimeout", time.Duration(cfg.DBTimeout), 2 * time.Second},
 		{"ShutdownGrace", time.Duration(cfg.ShutdownGrace), 10 * time.Second},
 		{"LogLevel", int(cfg.LogLevel), 0},
+		{"ReadURLs", len(cfg.ReadURLs), 0},
+		{"ReadMaxLag", time.Duration(cfg.ReadMaxLag), 5 * time.Second},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -90,6 +93,13 @@ func TestLoadServeConfigAcceptedValues(t *testing.T) {
 				return []time.Duration{time.Duration(c.DBTimeout), time.Duration(c.ShutdownGrace), time.Duration(c.ShutdownDrain)},
 					[]time.Duration{750 * time.Millisecond, time.Minute, 0}
 			}},
+		{"standbys, one URL naming two hosts", with(map[string]string{
+			"DATABASE_READ_URL": "postgres://r1.internal:5433/coco, postgresql+psycopg://u:p@r2,r3:5434/coco?target_session_attrs=standby",
+			"READ_MAX_LAG":      "250ms"}),
+			func(c ServeConfig) (any, any) {
+				return fmt.Sprint(c.ReadURLs, time.Duration(c.ReadMaxLag)),
+					"[postgres://r1.internal:5433/coco postgres://r2,r3:5434/coco] 250ms" // printed without password or query
+			}},
 		{"log level", with(map[string]string{"LOG_LEVEL": "debug"}),
 			func(c ServeConfig) (any, any) { return int(c.LogLevel), -4 }},
 	}
@@ -120,6 +130,9 @@ func TestLoadServeConfigProblems(t *testing.T) {
 		{"other database scheme", map[string]string{"DATABASE_URL": "mysql://u:pw@h/db"}, "DATABASE_URL: must be a URL starting with postgres://", nil},
 		{"keyword/value DSN", map[string]string{"DATABASE_URL": "host=h dbname=db"}, "DATABASE_URL: must be a URL starting with postgres://", nil},
 		{"unparsable database URL", map[string]string{"DATABASE_URL": "postgres://h:notaport/db"}, "DATABASE_URL: is not a valid PostgreSQL URL", nil},
+		{"bad standby URL", map[string]string{"DATABASE_READ_URL": "postgres://r1/coco,mysql://r2/coco"}, "DATABASE_READ_URL: URL 2 of 2 must be a URL starting with postgres://", nil},
+		{"unparsable standby URL", map[string]string{"DATABASE_READ_URL": "postgres://r2:notaport/coco"}, "DATABASE_READ_URL: URL 1 of 1 is not a valid PostgreSQL URL", nil},
+		{"zero read lag", map[string]string{"READ_MAX_LAG": "0s"}, "READ_MAX_LAG: must be a positive duration", nil},
 		{"missing ingest token", nil, "INGEST_SERVICE_TOKEN: required, not set", []string{"INGEST_SERVICE_TOKEN"}},
 		{"ingest token with a space", map[string]string{"INGEST_SERVICE_TOKEN": "ingest SEKRIT"}, "INGEST_SERVICE_TOKEN: must be printable ASCII without spaces", nil},
 		{"missing token map", nil, "DASHBOARD_TOKEN_MAP: required, not set", []string{"DASHBOARD_TOKEN_MAP"}},

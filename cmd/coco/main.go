@@ -191,17 +191,17 @@ Environment:
   DB_TIMEOUT            connect timeout; under serve also each request's database deadline (default 2s)
 `
 
-// openPool returns a pool on cfg.DatabaseURL. It does not connect: the
-// first query does, so `serve` starts while the database is still down.
-func openPool(ctx context.Context, cfg DBConfig) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(string(cfg.DatabaseURL))
+// openPool returns a pool on dbURL. It does not connect: the first query
+// does, so `serve` starts while the database is still down.
+func openPool(ctx context.Context, dbURL databaseURL, timeout positiveDuration) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(string(dbURL))
 	if err != nil {
-		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL URL")
+		return nil, errors.New("not a valid PostgreSQL URL")
 	}
 	// Without a timeout a dial to a dead host waits for the kernel (minutes);
 	// a connect_timeout in the URL wins.
 	if pc.ConnConfig.ConnectTimeout == 0 {
-		pc.ConnConfig.ConnectTimeout = time.Duration(cfg.DBTimeout)
+		pc.ConnConfig.ConnectTimeout = time.Duration(timeout)
 	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "coco"
@@ -238,7 +238,7 @@ func (c cli) connect(ctx context.Context, cmd string) (pool *pgxpool.Pool, exitC
 	if err != nil {
 		return nil, c.fail(cmd, err)
 	}
-	if pool, err = openPool(ctx, cfg); err != nil {
+	if pool, err = openPool(ctx, cfg.DatabaseURL, cfg.DBTimeout); err != nil {
 		return nil, c.fail(cmd, err)
 	}
 	if cmd != "migrate" {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,6 +36,8 @@ var serveVarsHelp = fmt.Sprintf(`  INGEST_SERVICE_TOKEN  bearer token of the dev
   MAX_CONNECTIONS       open client connections at most; past it new ones wait (default 1024, about 20 KiB each)
   METRICS_ADDR          serve Prometheus metrics at /metrics on this host:port, such as 127.0.0.1:9090 (default: off)
   LOG_FORMAT            json (default), or text for people
+  DATABASE_READ_URL     hot standbys for the dashboard's reads, URLs separated by commas (default: none, all on DATABASE_URL)
+  READ_MAX_LAG          skip a standby whose replay lags more than this (default 5s)
 `, httpapi.WindowDays)
 
 func runServe(ctx context.Context, c cli, args []string) int {
@@ -88,11 +91,13 @@ type server struct {
 	migrate bool
 	logger  *slog.Logger
 
-	pool    *pgxpool.Pool
-	api     *httpapi.Server
-	http    *http.Server
-	metrics *http.Server // nil unless METRICS_ADDR is set
-	failed  chan error   // receives the error if serving stops on its own
+	pool       *pgxpool.Pool
+	standbys   *store.Standbys // nil without DATABASE_READ_URL
+	stopChecks func()          // stops the standbys' checks
+	api        *httpapi.Server
+	http       *http.Server
+	metrics    *http.Server // nil unless METRICS_ADDR is set
+	failed     chan error   // receives the error if serving stops on its own
 }
 
 func newLogger(w io.Writer, format logFormat, level slog.Level) *slog.Logger {
@@ -106,9 +111,9 @@ func newLogger(w io.Writer, format logFormat, level slog.Level) *slog.Logger {
 // Run opens the pool (without connecting), migrates if asked, listens and
 // serves in the background.
 func (s *server) Run(ctx context.Context) error {
-	pool, err := openPool(ctx, s.cfg.DBConfig)
+	pool, err := openPool(ctx, s.cfg.DatabaseURL, s.cfg.DBTimeout)
 	if err != nil {
-		return err
+		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	s.pool = pool
 	if s.migrate {
@@ -124,6 +129,24 @@ func (s *server) Run(ctx context.Context) error {
 	st := store.NewStore(pool)
 	build := readBuildInfo()
 	reg := prometheus.NewRegistry()
+	if len(s.cfg.ReadURLs) > 0 {
+		var pools []*pgxpool.Pool
+		for _, u := range s.cfg.ReadURLs {
+			p, err := openPool(ctx, u, s.cfg.DBTimeout)
+			if err != nil {
+				pool.Close()
+				return fmt.Errorf("DATABASE_READ_URL: %w", err)
+			}
+			pools = append(pools, p)
+		}
+		s.standbys = store.NewStandbys(pools, store.StandbyOptions{
+			MaxLag: time.Duration(s.cfg.ReadMaxLag), Logger: s.logger})
+		checkCtx, stop := context.WithCancel(context.Background())
+		s.stopChecks = stop
+		go s.standbys.Run(checkCtx)
+		st = st.WithStandbys(s.standbys)
+		reg.MustRegister(s.standbys.Collector())
+	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -194,6 +217,7 @@ func (s *server) Run(ctx context.Context) error {
 		"pid", os.Getpid(),
 		"app_env", string(s.cfg.AppEnv),
 		"database", s.cfg.DatabaseURL.String(),
+		"standbys", s.standbyNames(),
 		"dashboard_tokens", len(s.cfg.DashboardTokens),
 		"dashboard_origin", string(s.cfg.DashboardOrigin),
 		"max_connections", int(s.cfg.MaxConnections),
@@ -223,6 +247,19 @@ func (s *server) Close() error {
 	if s.metrics != nil {
 		s.metrics.Close()
 	}
+	if s.standbys != nil {
+		s.stopChecks()
+		s.standbys.Close()
+	}
 	s.pool.Close()
 	return err
+}
+
+// standbyNames lists the standbys for the listening line; the URLs may hold
+// passwords.
+func (s *server) standbyNames() string {
+	if s.standbys == nil {
+		return ""
+	}
+	return strings.Join(s.standbys.Names(), ",")
 }

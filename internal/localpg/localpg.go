@@ -267,9 +267,12 @@ full_page_writes = off
 # For standbys (StartStandby). With feedback, the primary's vacuum cancels
 # no query on a standby; a shutdown waits for every standby to confirm the
 # WAL sent, so a frozen one holds the primary's up to wal_sender_timeout.
+# A standby stopped or frozen for a while finds the WAL it missed still
+# there (each CREATE DATABASE of a test writes megabytes of it).
 hot_standby = on
 hot_standby_feedback = on
 wal_sender_timeout = '5s'
+wal_keep_size = '256MB'
 `, port)
 	path := filepath.Join(c.dataDir, confName)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {

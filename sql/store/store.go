@@ -20,11 +20,20 @@ import (
 // Store calls coco's SQL functions. It computes nothing itself: every number
 // it returns comes from the functions in migrations/engine.
 type Store struct {
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	standbys *Standbys // nil: every read on the primary
 }
 
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// WithStandbys returns a Store whose dashboard reads go to standbys while
+// any is in use (see Standbys); everything else stays on the primary.
+func (st *Store) WithStandbys(standbys *Standbys) *Store {
+	c := *st
+	c.standbys = standbys
+	return &c
+}
 
 // Session is one use-session summary as the device posts it.
 type Session struct {
@@ -150,11 +159,11 @@ func (s *Snapshot) fields() []any {
 // user.
 func (st *Store) Dashboard(ctx context.Context, externalID string, now time.Time) (Snapshot, error) {
 	var s Snapshot
-	err := st.retry(ctx, func() error {
-		err := st.pool.QueryRow(ctx, `select `+snapshotColumns+` from coco.fresh_snapshot($1, $2)`,
+	err := st.read(ctx, func(ctx context.Context, q querier) error {
+		err := q.QueryRow(ctx, `select `+snapshotColumns+` from coco.fresh_snapshot($1, $2)`,
 			externalID, now).Scan(s.fields()...)
 		if errors.Is(err, pgx.ErrNoRows) {
-			err = st.pool.QueryRow(ctx, `select `+snapshotColumns+` from coco.dashboard_at($1, $2)`,
+			err = q.QueryRow(ctx, `select `+snapshotColumns+` from coco.dashboard_at($1, $2)`,
 				externalID, now).Scan(s.fields()...)
 		}
 		return err
@@ -176,8 +185,8 @@ type Version struct {
 // not current). It only reads, so answering "not modified" costs one
 // indexed lookup.
 func (st *Store) DashboardVersion(ctx context.Context, externalID string, now time.Time) (v Version, ok bool, err error) {
-	err = st.retry(ctx, func() error {
-		err := st.pool.QueryRow(ctx,
+	err = st.read(ctx, func(ctx context.Context, q querier) error {
+		err := q.QueryRow(ctx,
 			`select window_end, time_zone, updated_at from coco.fresh_snapshot($1, $2)`, externalID, now,
 		).Scan(&v.WindowEnd, &v.TimeZone, &v.UpdatedAt)
 		ok = err == nil
