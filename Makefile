@@ -73,8 +73,15 @@ DEV_INGEST_TOKEN := dev-ingest-token
 DEV_DASHBOARD_TOKEN := dev-dashboard-token
 
 .PHONY: run
-run: ## serve on :8000 with demo data (database: DATABASE_URL, else the dev PostgreSQL)
-	@url="$(DB_URL)"; \
+run: ## serve on :8000 with demo data (database: DATABASE_URL, else the dev PostgreSQL; READ_REPLICA=1 reads from a standby of it)
+	@if [ -n "$(READ_REPLICA)" ] && [ -z "$${DATABASE_READ_URL:-}" ]; then \
+		if [ -n "$${DATABASE_URL:-}" ]; then \
+			echo "make run READ_REPLICA=1: set DATABASE_READ_URL to a standby of DATABASE_URL" >&2; exit 2; \
+		fi; \
+		read_url="$$($(DEVDB) start-standby -dir $(DEVDB_DIR))"; \
+		export DATABASE_READ_URL="$$read_url"; \
+	fi; \
+	url="$(DB_URL)"; \
 	ingest_tok='$(DEV_INGEST_TOKEN)'; dash_tok='$(DEV_DASHBOARD_TOKEN)'; \
 	if [ -n "$${INGEST_SERVICE_TOKEN:-}" ]; then ingest_tok='<your INGEST_SERVICE_TOKEN>'; fi; \
 	if [ -n "$${DASHBOARD_TOKEN_MAP:-}" ]; then dash_tok='<a token from DASHBOARD_TOKEN_MAP>'; fi; \
