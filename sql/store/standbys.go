@@ -43,6 +43,8 @@ type standby struct {
 
 	mu     sync.Mutex
 	reason string // why it is skipped; "" while in use
+
+	pending []receipt // WAL received and not yet replayed, oldest first
 }
 
 // NewStandbys routes reads to the standbys behind pools, each named by its
@@ -100,27 +102,33 @@ func (s *Standbys) Close() {
 	}
 }
 
-// lagQuery is the standby's replay lag in seconds: 0 while it has replayed
-// all the WAL its running WAL receiver got, else the age of the last
-// transaction it replayed (null before it replayed any). Any role may run
-// it: without pg_read_all_stats, pg_stat_wal_receiver still shows that a
-// receiver runs. A server not in recovery is no standby of this primary:
-// maybe one promoted away from it.
-const lagQuery = `
+// positionQuery reads where a standby stands: whether it is in recovery (a
+// server that is not is no standby of this primary: maybe one promoted
+// away from it), whether its WAL receiver runs, and the WAL it has received
+// and replayed, in bytes. Any role may run it: without pg_read_all_stats,
+// pg_stat_wal_receiver still shows that a receiver runs.
+const positionQuery = `
 select pg_is_in_recovery(),
-       case when not pg_is_in_recovery() then null
-            when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()
-                 and exists (select from pg_stat_wal_receiver) then 0
-            else extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp())::float8
-       end`
+       exists (select from pg_stat_wal_receiver),
+       (pg_last_wal_receive_lsn() - '0/0')::bigint,
+       (pg_last_wal_replay_lsn() - '0/0')::bigint`
+
+// maxPending bounds a standby's pending receipts while its replay is stuck.
+const maxPending = 1000
+
+// receipt is a check's reading of how much WAL the standby had received.
+type receipt struct {
+	at       time.Time
+	received int64
+}
 
 func (s *Standbys) check(ctx context.Context, sb *standby) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CheckEvery)
 	defer cancel()
-	var recovering bool
-	var lag *float64
-	err := sb.pool.QueryRow(ctx, lagQuery).Scan(&recovering, &lag)
-	if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+	var recovering, receiving bool
+	var received, replayed *int64
+	err := sb.pool.QueryRow(ctx, positionQuery).Scan(&recovering, &receiving, &received, &replayed)
+	if errors.Is(ctx.Err(), context.Canceled) {
 		return // shutting down
 	}
 	switch {
@@ -128,17 +136,39 @@ func (s *Standbys) check(ctx context.Context, sb *standby) {
 		s.skip(sb, "does not answer")
 	case !recovering:
 		s.skip(sb, "is not in recovery (promoted?)")
-	case lag == nil:
-		s.skip(sb, "has replayed nothing yet")
+	case !receiving || received == nil || replayed == nil:
+		s.skip(sb, "is not streaming from a primary")
 	default:
-		d := time.Duration(*lag * float64(time.Second))
-		sb.lag.Store(int64(d))
-		if d > s.opts.MaxLag {
+		lag := sb.lagBehind(time.Now(), *received, *replayed)
+		sb.lag.Store(int64(lag))
+		if lag > s.opts.MaxLag {
 			s.skip(sb, "replay lags more than READ_MAX_LAG")
 			return
 		}
 		s.use(sb)
 	}
+}
+
+// lagBehind is how long the standby has held WAL it received and has not
+// replayed: the time since the first check that saw WAL beyond what it has
+// replayed now, so within a check of the truth. Unlike the age of the last
+// replayed transaction, it stays 0 on an idle primary and does not jump
+// when a write arrives after a quiet hour. Only the checker calls it.
+func (sb *standby) lagBehind(now time.Time, received, replayed int64) time.Duration {
+	if len(sb.pending) > 0 && received < sb.pending[len(sb.pending)-1].received {
+		sb.pending = nil // a standby rebuilt from another primary: positions start over
+	}
+	if received > replayed && (len(sb.pending) == 0 || received > sb.pending[len(sb.pending)-1].received) &&
+		len(sb.pending) < maxPending {
+		sb.pending = append(sb.pending, receipt{at: now, received: received})
+	}
+	for len(sb.pending) > 0 && sb.pending[0].received <= replayed {
+		sb.pending = sb.pending[1:]
+	}
+	if len(sb.pending) == 0 {
+		return 0
+	}
+	return now.Sub(sb.pending[0].at)
 }
 
 func (s *Standbys) use(sb *standby) {
