@@ -204,11 +204,7 @@ func openDir(ctx context.Context, dir string) (c *Cluster, unlock func(), err er
 // newCluster works out where the cluster of dir lives, without creating
 // anything.
 func newCluster(dir string) (*Cluster, error) {
-	bin, err := findBinaries()
-	if err != nil {
-		return nil, err
-	}
-	cred, err := serverCredential()
+	bin, cred, err := serverTools()
 	if err != nil {
 		return nil, err
 	}

@@ -102,14 +102,20 @@ func StartTemp(ctx context.Context) (*Cluster, error) {
 	return c, nil
 }
 
+// serverTools finds the server's programs and the user to run them as.
+func serverTools() (binaries, *syscall.Credential, error) {
+	bin, err := findBinaries()
+	if err != nil {
+		return binaries{}, nil, err
+	}
+	cred, err := serverCredential()
+	return bin, cred, err
+}
+
 // newTemp makes a fresh temporary directory, named with prefix, for a
 // cluster of its own, without creating the cluster.
 func newTemp(prefix string) (*Cluster, error) {
-	bin, err := findBinaries()
-	if err != nil {
-		return nil, err
-	}
-	cred, err := serverCredential()
+	bin, cred, err := serverTools()
 	if err != nil {
 		return nil, err
 	}
