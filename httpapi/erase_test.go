@@ -121,6 +121,8 @@ func TestErasureSticks(t *testing.T) {
 func TestErasureRacingIngests(t *testing.T) {
 	t.Parallel()
 	ts := setupWide(t, 16)
+	// Fifty writers queue for alice's lock: correctness, not latency.
+	ts.cfg.DBTimeout = time.Minute
 	started := time.Now().Add(-time.Hour).Truncate(time.Second)
 	expectStatus(t, ts.ingest(t, summaryJSON("first", "alice", started, 60, 0.5)), http.StatusOK)
 	var wg sync.WaitGroup

@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"coco/internal/localpg"
-	"coco/sql/sqltest"
+	"coco/sql/migrations"
 	"coco/sql/store"
 )
 
@@ -42,12 +43,62 @@ func TestMain(m *testing.M) {
 func primaryCluster(t *testing.T) *localpg.Cluster {
 	t.Helper()
 	replicaPrimary.once.Do(func() {
-		replicaPrimary.cluster, replicaPrimary.err = localpg.StartTemp(context.Background())
+		ctx := context.Background()
+		c, err := localpg.StartTemp(ctx)
+		if err == nil {
+			replicaPrimary.cluster = c
+			err = migratedTemplate(ctx, c)
+		}
+		replicaPrimary.err = err
 	})
 	if replicaPrimary.err != nil {
 		t.Fatalf("start a primary: %v", replicaPrimary.err)
 	}
 	return replicaPrimary.cluster
+}
+
+// migratedTemplate creates the database coco_template on c and migrates it.
+// (pgtestdb keeps its templates per process, on the first server it used.)
+func migratedTemplate(ctx context.Context, c *localpg.Cluster) error {
+	conn, err := pgx.Connect(ctx, c.URL())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `create database coco_template`); err != nil {
+		return err
+	}
+	cfg, err := pgx.ParseConfig(databaseURL(c, c.Port(), "coco_template"))
+	if err != nil {
+		return err
+	}
+	_, err = migrations.Migrate(ctx, cfg, migrations.Options{})
+	return err
+}
+
+func databaseURL(c *localpg.Cluster, port int, name string) string {
+	u, _ := url.Parse(c.URL())
+	u.Host = "127.0.0.1:" + strconv.Itoa(port)
+	u.Path = "/" + name
+	return u.String()
+}
+
+var replicaDatabases atomic.Int64
+
+// replicaDatabase creates a migrated database on the primary for t and
+// returns its name.
+func replicaDatabase(t *testing.T, primary *localpg.Cluster) string {
+	t.Helper()
+	name := fmt.Sprintf("replica_%d", replicaDatabases.Add(1))
+	conn, err := pgx.Connect(t.Context(), primary.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), `create database `+name+` template coco_template`); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }
 
 // replicated is a database on the primary with a hot standby streaming it,
@@ -65,7 +116,7 @@ type replicated struct {
 func setupReplicated(t *testing.T, maxLag time.Duration) *replicated {
 	t.Helper()
 	primary := primaryCluster(t)
-	dbURL := sqltest.URL(t, primary.URL())
+	name := replicaDatabase(t, primary)
 	replicaPrimary.backups.Lock()
 	standby, err := primary.StartStandby(t.Context())
 	replicaPrimary.backups.Unlock()
@@ -73,27 +124,30 @@ func setupReplicated(t *testing.T, maxLag time.Duration) *replicated {
 		t.Fatalf("start a standby: %v", err)
 	}
 	t.Cleanup(func() { standby.Remove() })
-	u, _ := url.Parse(dbURL)
-	u.Host = "127.0.0.1:" + strconv.Itoa(standby.Port())
+	standbyURL := databaseURL(primary, standby.Port(), name)
 
-	primaryPool := openPool(t, dbURL)
-	replica := openPool(t, u.String())
+	primaryPool := openPool(t, databaseURL(primary, primary.Port(), name))
+	replica := openPool(t, standbyURL)
 	// The standby replays the CREATE DATABASE a moment after the primary ran it.
 	waitFor(t, 10*time.Second, "the test database on the standby", func() bool {
 		return replica.Ping(t.Context()) == nil
 	})
 
-	r := &replicated{standby: standby, replica: replica, name: u.Host}
-	r.direct = newTestServer(t, primaryPool, testConfig())
+	r := &replicated{standby: standby, replica: replica, name: fmt.Sprintf("127.0.0.1:%d", standby.Port())}
+	// A third of it for the standby: room for a loaded machine, so a read
+	// falls back to the primary only for a standby really down or frozen.
+	cfg := testConfig()
+	cfg.DBTimeout = 6 * time.Second
+	r.direct = newTestServer(t, primaryPool, cfg)
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	r.standbys = store.NewStandbys([]*pgxpool.Pool{openPool(t, u.String())},
+	r.standbys = store.NewStandbys([]*pgxpool.Pool{openPool(t, standbyURL)},
 		store.StandbyOptions{MaxLag: maxLag, CheckEvery: 100 * time.Millisecond, Logger: logger})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.standbys.Run(ctx); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
-	r.routed = newTestServerOn(t, store.NewStore(primaryPool).WithStandbys(r.standbys), primaryPool, logs, testConfig())
+	r.routed = newTestServerOn(t, store.NewStore(primaryPool).WithStandbys(r.standbys), primaryPool, logs, cfg)
 	r.waitInUse(t, true)
 	return r
 }

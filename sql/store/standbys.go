@@ -30,7 +30,7 @@ type Standbys struct {
 // StandbyOptions tune Standbys; zero values take the defaults.
 type StandbyOptions struct {
 	MaxLag     time.Duration // default 5s
-	CheckEvery time.Duration // default 1s; a check waits at most this long too
+	CheckEvery time.Duration // default 1s
 	Logger     *slog.Logger  // default slog.Default()
 }
 
@@ -113,6 +113,9 @@ select pg_is_in_recovery(),
        (pg_last_wal_receive_lsn() - '0/0')::bigint,
        (pg_last_wal_replay_lsn() - '0/0')::bigint`
 
+// checkTimeout is how long a check waits for the standby's answer.
+const checkTimeout = time.Second
+
 // maxPending bounds a standby's pending receipts while its replay is stuck.
 const maxPending = 1000
 
@@ -123,7 +126,7 @@ type receipt struct {
 }
 
 func (s *Standbys) check(ctx context.Context, sb *standby) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.CheckEvery)
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	var recovering, receiving bool
 	var received, replayed *int64
