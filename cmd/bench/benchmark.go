@@ -22,9 +22,10 @@ type Report struct {
 	Zoned      []Result       `json:"zoned,omitempty"`
 	Batches    []BatchResult  `json:"batches,omitempty"`
 	// BatchPeakRSSMiB is coco's peak after the batch scenarios, 1 MiB bodies included.
-	BatchPeakRSSMiB float64  `json:"coco_peak_rss_after_batches_mib,omitempty"`
-	Baseline        []Result `json:"baseline,omitempty"`
-	Growth          []Result `json:"growth,omitempty"`
+	BatchPeakRSSMiB float64       `json:"coco_peak_rss_after_batches_mib,omitempty"`
+	Standby         *StandbyReads `json:"standby,omitempty"`
+	Baseline        []Result      `json:"baseline,omitempty"`
+	Growth          []Result      `json:"growth,omitempty"`
 }
 
 // Result is one scenario at one concurrency: medians over the repeats, the
@@ -201,6 +202,11 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 	if rep.Batches, rep.BatchPeakRSSMiB, err = b.batches(ctx, t, d.proc); err != nil {
 		return nil, fmt.Errorf("batches: %w", err)
 	}
+	if o.standby {
+		if rep.Standby, err = b.standbyReads(ctx, d, bin, readers, etags); err != nil {
+			return nil, fmt.Errorf("standby: %w", err)
+		}
+	}
 
 	if o.growth {
 		if rep.Growth, err = b.growth(ctx, server, bin); err != nil {
@@ -228,6 +234,9 @@ func (r *Report) print(w io.Writer) {
 	if len(r.Zoned) > 0 {
 		fmt.Fprintf(w, "\nusers with time zones (12 zones) against UTC users (ratio = zoned over UTC)\n\n")
 		table(w, r.Zoned, "rps ratio")
+	}
+	if r.Standby != nil {
+		r.Standby.print(w, r.Machine.Cores)
 	}
 	if len(r.Growth) > 0 {
 		fmt.Fprintf(w, "\ngrowth (ratio = p50 over the 1-thousand-session case)\n\n")

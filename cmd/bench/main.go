@@ -1,6 +1,7 @@
 // Command bench measures coco under closed-loop load: ingest and dashboard
 // reads through the real `coco serve`, and the same SQL called directly with
-// pgx (the ceiling this design can reach), then the same as history grows.
+// pgx (the ceiling this design can reach), dashboard reads routed to a hot
+// standby against the primary alone, then the same as history grows.
 // It prints a table and writes the results as JSON. Run it with `make bench`.
 package main
 
@@ -26,6 +27,7 @@ type options struct {
 	clients  []int
 	poolSize int
 	growth   bool
+	standby  bool
 	big      int
 	out      string
 	baseline string
@@ -45,6 +47,13 @@ that server the benchmark drops and recreates the databases coco_bench and
 coco_bench_growth (and with -baseline, coco_bench_baseline) WITH (FORCE),
 disconnecting their users: point it only at a server of your own. It ignores DATABASE_URL.
 
+The standby scenario (-standby) reads through a coco with DATABASE_READ_URL
+set to a hot standby of that server: BENCH_READ_URL (its host:port; user,
+password and options come from the server's URL), else, on the dev
+PostgreSQL, its standby in .localpg/standby, started for the scenario and
+stopped after it unless it was running. With BENCH_DATABASE_URL set and
+BENCH_READ_URL unset, the scenario is skipped.
+
 flags:`)
 		fs.PrintDefaults()
 	}
@@ -56,6 +65,7 @@ flags:`)
 	fs.StringVar(&clients, "clients", "1,8,32", "comma-separated concurrencies (closed-loop clients)")
 	fs.IntVar(&o.poolSize, "pool", 8, "database connections for coco and for the direct-SQL ceiling alike")
 	fs.BoolVar(&o.growth, "growth", true, "also measure with 1 thousand and 1 million stored sessions and a 10-thousand-session user")
+	fs.BoolVar(&o.standby, "standby", true, "also measure dashboard reads through coco routed to a hot standby against coco on the primary alone")
 	fs.IntVar(&o.big, "big", 1_000_000, "stored sessions for the large growth case")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
 	fs.StringVar(&o.baseline, "baseline", "", "also run coco as it was at this git `revision` (a previous release) on a database of its own, alternating its runs with this build's, and report this build over it")

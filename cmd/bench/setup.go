@@ -27,6 +27,7 @@ import (
 const (
 	ingestToken    = "bench-ingest-token"
 	dashboardToken = "bench-dashboard-token"
+	devDir         = ".localpg" // the dev PostgreSQL's, as cmd/devdb's default
 )
 
 // serverURL is a PostgreSQL server the benchmark may create databases on:
@@ -38,7 +39,7 @@ func serverURL(ctx context.Context) (string, error) {
 	if u := os.Getenv("BENCH_DATABASE_URL"); u != "" {
 		return u, nil
 	}
-	c, err := localpg.Start(ctx, ".localpg")
+	c, err := localpg.Start(ctx, devDir)
 	if err != nil {
 		return "", err
 	}
@@ -79,8 +80,9 @@ func freshDatabase(ctx context.Context, server, name string, poolSize int, migra
 // direct pool of the same size: the two sides every comparison needs.
 type deployment struct {
 	target
-	pool *pgxpool.Pool
-	proc *cocoProcess
+	dbURL string
+	pool  *pgxpool.Pool
+	proc  *cocoProcess
 }
 
 // migrateHere applies this build's migrations.
@@ -123,7 +125,7 @@ func deploy(ctx context.Context, server, bin, name string, poolSize int, migrate
 		return nil, err
 	}
 	t := target{host: proc.host, wire: newWire(proc.host), store: store.NewStore(pool)}
-	return &deployment{target: t, pool: pool, proc: proc}, nil
+	return &deployment{target: t, dbURL: dbURL, pool: pool, proc: proc}, nil
 }
 
 func (d *deployment) close() {
@@ -148,8 +150,9 @@ type cocoProcess struct {
 }
 
 // startCoco runs `coco serve` on a free loopback port against dbURL, in
-// production mode, and waits until /readyz answers 200.
-func startCoco(ctx context.Context, bin, dbURL string) (*cocoProcess, error) {
+// production mode, with env (NAME=value) added to its environment, and
+// waits until /readyz answers 200.
+func startCoco(ctx context.Context, bin, dbURL string, env ...string) (*cocoProcess, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -162,7 +165,11 @@ func startCoco(ctx context.Context, bin, dbURL string) (*cocoProcess, error) {
 		"DASHBOARD_TOKEN_MAP="+dashboardToken+":*",
 		"DASHBOARD_ORIGIN=http://localhost:3000",
 		"APP_ENV=production",
+		// Every read on the primary, whatever the environment or .env
+		// says, unless env names standbys.
+		"DATABASE_READ_URL=",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
