@@ -112,7 +112,7 @@ bench: ## benchmark coco against direct SQL (database: BENCH_DATABASE_URL, else 
 	$(GO) run ./cmd/bench $(BENCH_FLAGS)
 
 .PHONY: bench-quick
-bench-quick: ## a shorter benchmark run (under two minutes)
+bench-quick: ## a shorter benchmark run (about three minutes)
 	$(GO) run ./cmd/bench -duration 1s -warmup 300ms -big 200000 $(BENCH_FLAGS)
 
 FUZZTIME ?= 30s
