@@ -111,4 +111,7 @@ func printBatches(w io.Writer, results []BatchResult) {
 			r.Scenario, r.Clients, r.RPS, r.SessionsPerSecond, r.P50ms, r.P99ms, r.Errors, ratio, r.Versus)
 	}
 	tw.Flush()
+	for _, r := range results {
+		printFirstErrors(w, []Result{r.Result})
+	}
 }

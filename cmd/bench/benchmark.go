@@ -37,6 +37,8 @@ type Result struct {
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	Errors   int     `json:"errors"`
+	// FirstError is the first of the runs' first errors.
+	FirstError string `json:"first_error,omitempty"`
 	// Versus names the baseline and Ratio is this result over it: requests
 	// per second for throughput scenarios, p50 latency for growth.
 	Versus string  `json:"versus,omitempty"`
@@ -67,8 +69,7 @@ func (b bench) pair(ctx context.Context, scenario, baseLabel string, clients int
 			do  request
 		}{{&r, do}, {&base, baseDo}} {
 			s := closedLoop(ctx, clients, b.o.duration, x.do)
-			x.res.Runs = append(x.res.Runs, s)
-			x.res.Errors += s.Errors
+			x.res.add(s)
 		}
 	}
 	for _, x := range []*Result{&r, &base} {
@@ -86,13 +87,30 @@ func (b bench) measure(ctx context.Context, scenario string, clients int, do req
 	r := Result{Scenario: scenario, Clients: clients}
 	for range b.o.repeats {
 		s := closedLoop(ctx, clients, b.o.duration, do)
-		r.Runs = append(r.Runs, s)
-		r.Errors += s.Errors
+		r.add(s)
 	}
 	r.RPS = median(r.Runs, func(s Stats) float64 { return s.RPS })
 	r.P50ms = median(r.Runs, func(s Stats) float64 { return s.P50ms })
 	r.P99ms = median(r.Runs, func(s Stats) float64 { return s.P99ms })
 	return r
+}
+
+// add counts a run in r.
+func (r *Result) add(s Stats) {
+	r.Runs = append(r.Runs, s)
+	r.Errors += s.Errors
+	if r.FirstError == "" {
+		r.FirstError = s.FirstError
+	}
+}
+
+// printFirstErrors says what went wrong in each scenario that had errors.
+func printFirstErrors(w io.Writer, results []Result) {
+	for _, r := range results {
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "  %s, %d clients, first error: %s\n", r.Scenario, r.Clients, r.FirstError)
+		}
+	}
 }
 
 func versus(r *Result, base Result, ratio float64) {
@@ -256,4 +274,5 @@ func table(w io.Writer, results []Result, ratioName string) {
 			r.Scenario, r.Clients, r.RPS, r.P50ms, r.P99ms, r.Errors, ratio, r.Versus)
 	}
 	tw.Flush()
+	printFirstErrors(w, results)
 }

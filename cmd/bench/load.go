@@ -19,6 +19,9 @@ type Stats struct {
 	RPS      float64 `json:"rps"`
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
+	// FirstError says what the first failed request got, so an error count
+	// can be told from noise.
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // closedLoop runs `clients` goroutines, each sending its next request as soon
@@ -28,6 +31,8 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, do request) S
 	defer cancel()
 	latencies := make([][]time.Duration, clients)
 	errs := make([]int, clients)
+	var first sync.Once
+	var firstErr string
 	var wg sync.WaitGroup
 	start := time.Now()
 	for c := range clients {
@@ -38,6 +43,7 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, do request) S
 				// does not cut the last one short and count it as an error.
 				if err := do(context.WithoutCancel(ctx), c); err != nil {
 					errs[c]++
+					first.Do(func() { firstErr = err.Error() })
 					continue
 				}
 				latencies[c] = append(latencies[c], time.Since(t))
@@ -48,7 +54,7 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, do request) S
 	elapsed := time.Since(start)
 	all := slices.Concat(latencies...)
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	s := Stats{Requests: len(all), RPS: float64(len(all)) / elapsed.Seconds()}
+	s := Stats{Requests: len(all), RPS: float64(len(all)) / elapsed.Seconds(), FirstError: firstErr}
 	for _, e := range errs {
 		s.Errors += e
 	}
