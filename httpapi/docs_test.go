@@ -112,6 +112,13 @@ func TestDocsAreServedWhenEnabled(t *testing.T) {
 		if !strings.Contains(rec.Body.String(), tc.has) {
 			t.Errorf("GET %s: body lacks %q", tc.path, tc.has)
 		}
+		// A browser coming back revalidates and gets no body.
+		etag := h.Get("ETag")
+		again := ts.request(t, http.MethodGet, tc.path, "", "If-None-Match", etag)
+		if h.Get("Cache-Control") != "no-cache" || etag == "" || again.Code != http.StatusNotModified || again.Body.Len() != 0 {
+			t.Errorf("GET %s: Cache-Control %q, ETag %q, then with If-None-Match %d and %d bytes; want no-cache, a tag, 304 and none",
+				tc.path, h.Get("Cache-Control"), etag, again.Code, again.Body.Len())
+		}
 	}
 
 	page := ts.request(t, http.MethodGet, "/docs", "").Body.String()
