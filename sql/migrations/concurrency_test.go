@@ -1,6 +1,7 @@
 package migrations_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -35,84 +37,18 @@ func widePool(t *testing.T, pool *pgxpool.Pool, n int32) *pgxpool.Pool {
 func TestConcurrentWritersOfOneUserSerialize(t *testing.T) {
 	t.Parallel()
 	pool := sqltest.Pool(t)
-	ctx := t.Context()
 	start := todayStart(t, pool)
 	id := addUser(t, pool, "shared", sess{at: rfc3339(start.Add(time.Hour)), secs: 60, score: "0.5"})
-	insert := `insert into sessions (session_id, user_id, started_at, duration_seconds, sentiment_score)
-		values ($1, $2::uuid, $3, $4, 0.5)`
-
-	txA, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txA.Rollback(ctx)
-	var pidA, pidB uint32
-	if err := txA.QueryRow(ctx, `select pg_backend_pid()`).Scan(&pidA); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := txA.Exec(ctx, insert, "a", id, start.Add(2*time.Hour), 120); err != nil {
-		t.Fatalf("A's insert: %v", err)
-	}
-
-	txB, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txB.Rollback(ctx)
-	if err := txB.QueryRow(ctx, `select pg_backend_pid()`).Scan(&pidB); err != nil {
-		t.Fatal(err)
-	}
-	bDone := make(chan error, 1)
-	go func() {
-		_, err := txB.Exec(ctx, insert, "b", id, start.Add(3*time.Hour), 180)
-		bDone <- err
-	}()
-
-	// B must be waiting on a lock held by A, on the users row of U.
-	deadline := time.Now().Add(10 * time.Second)
-	for waiting := false; !waiting; {
-		select {
-		case err := <-bDone:
-			t.Fatalf("B's insert returned (err %v) while A's transaction on the same user was open; want it blocked", err)
-		default:
+	insert := func(sessionID string, after time.Duration, secs int) func(context.Context, pgx.Tx) error {
+		return func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `insert into sessions (session_id, user_id, started_at, duration_seconds, sentiment_score)
+				values ($1, $2::uuid, $3, $4, 0.5)`, sessionID, id, start.Add(after), secs)
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("B never waited on a lock while A's transaction on the same user was open")
-		}
-		err := pool.QueryRow(ctx, `
-			select coalesce((select wait_event_type = 'Lock' from pg_stat_activity where pid = $1), false)
-			       and $2 = any (pg_blocking_pids($1))`, pidB, pidA).Scan(&waiting)
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	// Waiting for the user's lock, B has not reached dashboard_rollups yet; a
-	// B that computed its rollup first would wait there, holding a lock on it.
-	var atRollups bool
-	if err := pool.QueryRow(ctx, `
-		select exists (select from pg_locks where pid = $1 and relation = 'dashboard_rollups'::regclass)`, pidB,
-	).Scan(&atRollups); err != nil {
-		t.Fatal(err)
-	}
-	if atRollups {
-		t.Errorf("B waits for A while writing dashboard_rollups; want it to wait for the user's lock before computing its rollup")
-	}
-
-	if err := txA.Commit(ctx); err != nil {
-		t.Fatalf("A's commit: %v", err)
-	}
-	select {
-	case err := <-bDone:
-		if err != nil {
-			t.Fatalf("B's insert after A committed: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("B's insert still blocked 10 s after A committed")
-	}
-	if err := txB.Commit(ctx); err != nil {
-		t.Fatalf("B's commit: %v", err)
-	}
+	serializes(t, pool,
+		writer{"A's insert", insert("a", 2*time.Hour, 120)},
+		writer{"B's insert", insert("b", 3*time.Hour, 180)})
 
 	if got := stored(t, pool, id); !slices.Equal(got.Durations, []int{0, 0, 0, 0, 0, 0, 6}) {
 		t.Errorf("stored daily_durations = %v, want both sessions and the first counted: [0 0 0 0 0 0 6]", got.Durations)
@@ -283,4 +219,82 @@ func TestConcurrentDuplicateIngests(t *testing.T) {
 		t.Errorf("stored daily_durations = %v, want the 150 s counted once: [0 0 0 0 0 0 3]", got.Durations)
 	}
 	requireFresh(t, pool)
+}
+
+// writer is one side of serializes: a name for messages and the statement
+// it runs in its transaction.
+type writer struct {
+	name string
+	run  func(ctx context.Context, tx pgx.Tx) error
+}
+
+// serializes runs a in one transaction, then b in another, and checks that
+// b waits for a's transaction to end, on a lock it takes before computing
+// any rollup (a b that computed first would wait at dashboard_rollups,
+// holding a rollup made without a's change). It then commits a, then b.
+func serializes(t *testing.T, pool *pgxpool.Pool, a, b writer) {
+	t.Helper()
+	ctx := t.Context()
+	begin := func() (pgx.Tx, uint32) {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tx.Rollback(context.Background()) })
+		var pid uint32
+		if err := tx.QueryRow(ctx, `select pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return tx, pid
+	}
+	txA, pidA := begin()
+	if err := a.run(ctx, txA); err != nil {
+		t.Fatalf("%s: %v", a.name, err)
+	}
+	txB, pidB := begin()
+	bDone := make(chan error, 1)
+	go func() { bDone <- b.run(ctx, txB) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case err := <-bDone:
+			t.Fatalf("%s returned (err %v) while %s was open; want it blocked", b.name, err, a.name)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never waited on a lock while %s was open", b.name, a.name)
+		}
+		err := pool.QueryRow(ctx, `
+			select coalesce((select wait_event_type = 'Lock' from pg_stat_activity where pid = $1), false)
+			       and $2 = any (pg_blocking_pids($1))`, pidB, pidA).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var atRollups bool
+	if err := pool.QueryRow(ctx, `
+		select exists (select from pg_locks where pid = $1 and relation = 'dashboard_rollups'::regclass)`, pidB,
+	).Scan(&atRollups); err != nil {
+		t.Fatal(err)
+	}
+	if atRollups {
+		t.Errorf("%s waits for %s while writing dashboard_rollups; want it to wait for the user's lock before computing its rollup", b.name, a.name)
+	}
+
+	if err := txA.Commit(ctx); err != nil {
+		t.Fatalf("%s: commit: %v", a.name, err)
+	}
+	select {
+	case err := <-bDone:
+		if err != nil {
+			t.Fatalf("%s after %s committed: %v", b.name, a.name, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still blocked 10 s after %s committed", b.name, a.name)
+	}
+	if err := txB.Commit(ctx); err != nil {
+		t.Fatalf("%s: commit: %v", b.name, err)
+	}
 }

@@ -1,6 +1,7 @@
 package migrations_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"coco/sql/sqltest"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // setting is one row of a user's settings history.
@@ -411,71 +414,17 @@ func TestSettingsChangeAndIngestOfOneUserSerialize(t *testing.T) {
 	ctx := t.Context()
 	start := todayStart(t, pool)
 	addUser(t, pool, "mover", sess{at: rfc3339(start.Add(time.Hour)), secs: 60, score: "0.5"})
-
-	txA, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txA.Rollback(ctx)
-	var pidA, pidB uint32
-	if err := txA.QueryRow(ctx, `select pg_backend_pid()`).Scan(&pidA); err != nil {
-		t.Fatal(err)
-	}
-	// Pacific/Kiritimati is UTC+14: today's early sessions move to tomorrow's
-	// local date, which is the user's today there.
-	if _, err := txA.Exec(ctx, `select coco.put_settings('mover', 'Pacific/Kiritimati', null, $1)`, start.AddDate(0, 0, -3)); err != nil {
-		t.Fatalf("A's settings change: %v", err)
-	}
-
-	txB, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txB.Rollback(ctx)
-	if err := txB.QueryRow(ctx, `select pg_backend_pid()`).Scan(&pidB); err != nil {
-		t.Fatal(err)
-	}
-	bDone := make(chan error, 1)
-	go func() {
-		_, err := txB.Exec(ctx, `select coco.ingest_session('b', 'mover', $1, 180, 0.5)`, start.Add(2*time.Hour))
-		bDone <- err
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for waiting := false; !waiting; {
-		select {
-		case err := <-bDone:
-			t.Fatalf("B's ingest returned (err %v) while A's settings change of the same user was open; want it blocked", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("B never waited on a lock while A's settings change of the same user was open")
-		}
-		if err := pool.QueryRow(ctx, `select $2 = any (pg_blocking_pids($1))`, pidB, pidA).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// B waits for the user's lock, before computing anything: a B that
-	// computed first would wait at dashboard_rollups, holding a rollup made
-	// without A's change.
-	var atRollups bool
-	if err := pool.QueryRow(ctx, `
-		select exists (select from pg_locks where pid = $1 and relation = 'dashboard_rollups'::regclass)`, pidB,
-	).Scan(&atRollups); err != nil {
-		t.Fatal(err)
-	}
-	if atRollups {
-		t.Errorf("B waits for A while writing dashboard_rollups; want it to wait for the user's lock before computing its rollup")
-	}
-	if err := txA.Commit(ctx); err != nil {
-		t.Fatalf("A's commit: %v", err)
-	}
-	if err := <-bDone; err != nil {
-		t.Fatalf("B's ingest after A committed: %v", err)
-	}
-	if err := txB.Commit(ctx); err != nil {
-		t.Fatalf("B's commit: %v", err)
-	}
+	serializes(t, pool,
+		// Pacific/Kiritimati is UTC+14: today's early sessions move to
+		// tomorrow's local date, which is the user's today there.
+		writer{"A's settings change", func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `select coco.put_settings('mover', 'Pacific/Kiritimati', null, $1)`, start.AddDate(0, 0, -3))
+			return err
+		}},
+		writer{"B's ingest", func(ctx context.Context, tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `select coco.ingest_session('b', 'mover', $1, 180, 0.5)`, start.Add(2*time.Hour))
+			return err
+		}})
 	requireFresh(t, pool)
 	var zone string
 	var stale bool
