@@ -113,6 +113,8 @@ func TestErasureSticks(t *testing.T) {
 	if n := ts.count(t, `select count(*) from sessions s join users u on u.id = s.user_id where u.external_id = 'alice'`); n != 1 {
 		t.Errorf("alice has %d sessions after her new one, want 1", n)
 	}
+	// Her old sessions are still refused now that she exists again.
+	expectStatus(t, ts.ingest(t, older), http.StatusGone)
 	expectRollupsFresh(t, ts)
 }
 

@@ -153,3 +153,78 @@ func TestAnalystRole(t *testing.T) {
 		}
 	}
 }
+
+// Only a user created after an erasure of its id looks at erasures when it
+// ingests; every other user is locked in one lookup. So the flag that
+// tells them apart must be right however the user was created, and users
+// from before the flag existed (null) are sorted out on their first ingest.
+func TestErasedBeforeFlag(t *testing.T) {
+	t.Parallel()
+	pool := sqltest.Pool(t)
+	ctx := t.Context()
+	flag := func(ext string) string {
+		t.Helper()
+		var f *bool
+		if err := pool.QueryRow(ctx, `select erased_before from users where external_id = $1`, ext).Scan(&f); err != nil {
+			t.Fatalf("%s's erased_before: %v", ext, err)
+		}
+		if f == nil {
+			return "null"
+		}
+		return fmt.Sprint(*f)
+	}
+	ingest := func(sid, ext string, started time.Time) string {
+		t.Helper()
+		var status string
+		err := pool.QueryRow(ctx, `select coco.ingest_session($1, $2, $3, 60, 0.5)`, sid, ext, started).Scan(&status)
+		if err != nil {
+			return pgError(t, err, "ingest "+sid).Code
+		}
+		return status
+	}
+	now := time.Now().Truncate(time.Second)
+	for _, ext := range []string{"erased", "psql-erased", "never"} {
+		if got := ingest(ext+"-1", ext, now.Add(-3*time.Hour)); got != "ok" {
+			t.Fatalf("first ingest of %s: %s", ext, got)
+		}
+	}
+	if flag("never") != "false" {
+		t.Errorf("a new user's erased_before is %s, want false", flag("never"))
+	}
+	if _, err := pool.Exec(ctx, `select coco.erase_user('erased', $1), coco.erase_user('psql-erased', $1)`, now.Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Created again by an ingest after the erasure, or by a plain INSERT.
+	if got := ingest("erased-2", "erased", now.Add(-time.Hour)); got != "ok" {
+		t.Fatalf("an ingest after the erasure: %s, want ok", got)
+	}
+	if _, err := pool.Exec(ctx, `insert into users (external_id, erased_before) values ('psql-erased', false)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []string{"erased", "psql-erased"} {
+		if flag(ext) != "true" {
+			t.Errorf("%s, created after its erasure: erased_before %s, want true", ext, flag(ext))
+		}
+		if got := ingest(ext+"-old", ext, now.Add(-150*time.Minute)); got != "CC410" {
+			t.Errorf("%s's session from before the erasure: %s, want CC410", ext, got)
+		}
+	}
+
+	// Users from before the flag: looked up once, then flagged.
+	if _, err := pool.Exec(ctx, `update users set erased_before = null`); err != nil {
+		t.Fatal(err)
+	}
+	if got := ingest("erased-old-again", "erased", now.Add(-150*time.Minute)); got != "CC410" {
+		t.Errorf("an unflagged user created after its erasure, session from before it: %s, want CC410", got)
+	}
+	if got := ingest("never-2", "never", now.Add(-time.Hour)); got != "ok" {
+		t.Errorf("an unflagged user never erased: %s, want ok", got)
+	}
+	if flag("never") != "false" {
+		t.Errorf("after an ingest, an unflagged user never erased has erased_before %s, want false", flag("never"))
+	}
+	if got := ingest("erased-3", "erased", now.Add(-30*time.Minute)); got != "ok" || flag("erased") != "true" {
+		t.Errorf("after an ingest, an unflagged user created after its erasure: %s with erased_before %s, want ok and true", got, flag("erased"))
+	}
+}
