@@ -137,11 +137,34 @@ func notFresh(t *testing.T, db querier) []string {
 	return ids
 }
 
-// requireFresh fails the test unless every stored rollup equals a fresh one.
+// requireFresh fails the test unless every stored rollup equals a fresh one
+// and every user's settings timeline equals its settings history.
 func requireFresh(t *testing.T, db querier) {
 	t.Helper()
 	if stale := notFresh(t, db); len(stale) > 0 {
 		t.Fatalf("stored rollups of %v differ from a fresh coco.rollup_window; want every one equal", stale)
+	}
+	rows, err := db.Query(t.Context(), `
+		select u.external_id
+		from users u
+		left join lateral (
+			select array_agg(us.effective_from order by us.effective_from) as from_at,
+			       array_agg(us.time_zone order by us.effective_from) as time_zones,
+			       array_agg(us.day_starts_at order by us.effective_from) as day_starts
+			from user_settings us where us.user_id = u.id
+		) h on true
+		where (u.settings_from, u.settings_time_zones, u.settings_day_starts)
+		      is distinct from (h.from_at, h.time_zones, h.day_starts)
+		order by 1`)
+	if err != nil {
+		t.Fatalf("compare settings timelines with user_settings: %v", err)
+	}
+	drifted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("compare settings timelines with user_settings: %v", err)
+	}
+	if len(drifted) > 0 {
+		t.Fatalf("the settings timelines of %v differ from their user_settings rows", drifted)
 	}
 }
 

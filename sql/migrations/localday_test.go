@@ -214,6 +214,21 @@ func TestTravelKeepsEarlierDays(t *testing.T) {
 	// Mar 3..9: Mar 5 (1 min), Mar 6 (2 + 3 min, one day), Mar 9 (4 min).
 	expectWindow(t, "after the move", v, "2026-03-09", "America/Los_Angeles", "..xx..x", []int{0, 0, 1, 5, 0, 0, 4})
 	requireFresh(t, pool)
+
+	// An operator corrects the history in psql: the move never happened,
+	// then the family was in UTC all along.
+	if _, err := pool.Exec(t.Context(), `delete from user_settings where user_id = $1::uuid and time_zone = 'America/Los_Angeles'`, id); err != nil {
+		t.Fatal(err)
+	}
+	requireFresh(t, pool)
+	v = dashboardNow(t, pool, "traveller", "2026-03-10T06:00:00Z") // Mar 10, 15:00 in Tokyo
+	expectWindow(t, "without the move", v, "2026-03-10", "Asia/Tokyo", ".xxx..x", []int{0, 1, 2, 3, 0, 0, 4})
+	if _, err := pool.Exec(t.Context(), `update user_settings set time_zone = 'UTC' where user_id = $1::uuid`, id); err != nil {
+		t.Fatal(err)
+	}
+	requireFresh(t, pool)
+	v = dashboardNow(t, pool, "traveller", "2026-03-10T06:00:00Z")
+	expectWindow(t, "in UTC all along", v, "2026-03-10", "UTC", "x.xx..x", []int{1, 0, 2, 3, 0, 0, 4})
 }
 
 // A device offline for days sends a session three days after it started:
