@@ -242,8 +242,8 @@ as $$
                                           t.from_at, t.time_zone, t.day_starts_at) n
 $$;
 
--- As before (see migration 4), reading each user's timeline from the row
--- it locked, for the user's today and for the window.
+-- As before (see migration 4), reading each user's timeline once, for the
+-- user's today and for the window.
 create or replace function coco.store_rollups(
     p_user_ids uuid[], p_now timestamptz, p_written_at timestamptz, p_today date default null
 )
@@ -264,20 +264,21 @@ begin
         last_session_at, avg_duration_minutes, current_tone, updated_at)
     select u.id, n.window_end, n.time_zone, n.daily_activity, n.daily_durations, n.daily_sentiment,
            n.last_session_at, n.avg_duration_minutes, n.current_tone, n.updated_at
-    from unnest(v_locked) as l(id)
-    join users u on u.id = l.id
+    from unnest(v_locked) as u(id)
+    -- Lateral, so each user is one index lookup whatever the statistics
+    -- say (a join may be planned as a scan of every user).
+    cross join lateral coco.settings_timeline(u.id) t
     cross join lateral (
         select coalesce(p_today, coco.local_day(p_now, now_in.time_zone, now_in.day_starts_at)) as today,
                now_in.time_zone, now_in.day_starts_at
-        from (select coco.zone_at(u.settings_from, u.settings_time_zones, p_now) as time_zone,
-                     coco.day_start_at(u.settings_from, u.settings_day_starts, p_now) as day_starts_at) as now_in
+        from (select coco.zone_at(t.from_at, t.time_zone, p_now) as time_zone,
+                     coco.day_start_at(t.from_at, t.day_starts_at, p_now) as day_starts_at) as now_in
         -- A fence: the user's today is computed once, not again for each
         -- session the window reads.
         offset 0
     ) st
     cross join lateral coco.rollup_row_in(
-        u.id, st.today, st.time_zone, st.day_starts_at, p_written_at,
-        u.settings_from, u.settings_time_zones, u.settings_day_starts) n
+        u.id, st.today, st.time_zone, st.day_starts_at, p_written_at, t.from_at, t.time_zone, t.day_starts_at) n
     on conflict (user_id) do update set
         window_end = excluded.window_end,
         time_zone = excluded.time_zone,

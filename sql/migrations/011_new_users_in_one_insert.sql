@@ -10,9 +10,8 @@
 -- any erasure of the same id: an erasure that deleted a user of this id
 -- committed before the insert could finish, so it is seen now, and one
 -- that starts later cannot see the uncommitted user and records nothing.
--- erased_before is set from that read (the trigger's own read can predate
--- such an erasure). Callers raise on null, which also removes the user
--- created here.
+-- erased_before is set from that read. Callers raise on null, which also
+-- removes the user created here.
 create or replace function coco.lock_user(p_external_id text, p_started_at timestamptz) returns uuid
 language plpgsql
 as $$
@@ -28,7 +27,7 @@ begin
     if found then
         return v_user_id;
     end if;
-    insert into users (external_id) values (p_external_id)
+    insert into users (external_id, erased_before) values (p_external_id, false)
     on conflict (external_id) do nothing
     returning id, erased_before into v_user_id, v_erased_before;
     if found then
@@ -71,3 +70,17 @@ begin
     raise exception 'the user was erased and created again while this waited' using errcode = '40001';
 end;
 $$;
+
+-- Migration 9's trigger read the erasures for every insert; an insert that
+-- says erased_before (coco.lock_user's, which reads them itself) skips it.
+-- A change of external_id always reads them.
+drop trigger users_erased_before on users;
+
+create trigger users_erased_before_insert before insert on users
+for each row when (new.erased_before is null) execute function coco.users_erased_before();
+
+create trigger users_erased_before_update before update of external_id on users
+for each row execute function coco.users_erased_before();
+
+comment on function coco.users_erased_before() is
+    'Trigger function: sets users.erased_before on an insert that leaves it null, and on a change of external_id.';

@@ -199,7 +199,7 @@ func TestErasedBeforeFlag(t *testing.T) {
 	if got := ingest("erased-2", "erased", now.Add(-time.Hour)); got != "ok" {
 		t.Fatalf("an ingest after the erasure: %s, want ok", got)
 	}
-	if _, err := pool.Exec(ctx, `insert into users (external_id, erased_before) values ('psql-erased', false)`); err != nil {
+	if _, err := pool.Exec(ctx, `insert into users (external_id) values ('psql-erased')`); err != nil {
 		t.Fatal(err)
 	}
 	for _, ext := range []string{"erased", "psql-erased"} {
