@@ -29,7 +29,7 @@ begin
     end if;
     insert into users (external_id, erased_before) values (p_external_id, false)
     on conflict (external_id) do nothing
-    returning id, erased_before into v_user_id, v_erased_before;
+    returning id into v_user_id;
     if found then
         select e.erased_at into v_erased_at from erasures e
         where e.user_hash = coco.user_hash(p_external_id)
@@ -37,8 +37,8 @@ begin
         if v_erased_at > p_started_at then
             return null;
         end if;
-        if v_erased_before is distinct from (v_erased_at is not null) then
-            update users u set erased_before = (v_erased_at is not null) where u.id = v_user_id;
+        if v_erased_at is not null then
+            update users u set erased_before = true where u.id = v_user_id;
         end if;
         return v_user_id;
     end if;
