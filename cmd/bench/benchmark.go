@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,13 +57,15 @@ type bench struct {
 }
 
 // pair measures the same scenario on this build and on the baseline, one
-// run of each in turn, so a slow moment of the machine hits both alike.
+// run of each in turn, so a slow moment of the machine hits both alike. The
+// ratio is the median of the runs' ratios, each of two runs side by side.
 func (b bench) pair(ctx context.Context, scenario, baseLabel string, clients int, do, baseDo request) (Result, Result) {
 	progress("%s, %d clients, alternating with %s", scenario, clients, strings.TrimSuffix(baseLabel, ": "))
 	closedLoop(ctx, clients, b.o.warmup, do)
 	closedLoop(ctx, clients, b.o.warmup, baseDo)
 	r := Result{Scenario: scenario, Clients: clients}
 	base := Result{Scenario: baseLabel + scenario, Clients: clients}
+	ratios := make([]Stats, 0, b.o.repeats)
 	for range b.o.repeats {
 		for _, x := range []struct {
 			res *Result
@@ -71,12 +74,14 @@ func (b bench) pair(ctx context.Context, scenario, baseLabel string, clients int
 			s := closedLoop(ctx, clients, b.o.duration, x.do)
 			x.res.add(s)
 		}
+		ratios = append(ratios, Stats{RPS: r.Runs[len(r.Runs)-1].RPS / base.Runs[len(base.Runs)-1].RPS})
 	}
 	for _, x := range []*Result{&r, &base} {
 		x.RPS = median(x.Runs, func(s Stats) float64 { return s.RPS })
 		x.P50ms = median(x.Runs, func(s Stats) float64 { return s.P50ms })
 		x.P99ms = median(x.Runs, func(s Stats) float64 { return s.P99ms })
 	}
+	versus(&r, base, median(ratios, func(s Stats) float64 { return s.RPS }))
 	return r, base
 }
 
@@ -181,32 +186,45 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 		}
 	}
 
+	// The ingest scenarios spread sessions over writers that already
+	// exist, as a deployment's devices do; a user's first ingest has a
+	// scenario of its own, with users no ingest has seen.
+	progress("creating %d writers with a week of sessions each", writers)
+	for _, dep := range []*deployment{d, base} {
+		if dep == nil {
+			continue
+		}
+		if err := seedWriters(ctx, dep.pool); err != nil {
+			return nil, fmt.Errorf("seed writers: %w", err)
+		}
+	}
+
 	b := bench{o: o}
 	for _, c := range o.clients {
+		newcomers := fmt.Sprintf("newcomer-%d", c)
 		// The HTTP scenarios run alternately with the baseline's, if any.
-		var ingestHTTP, readHTTP, read304 Result
+		var ingestHTTP, newHTTP, readHTTP, read304 Result
 		if base == nil {
 			ingestHTTP = b.measure(ctx, "ingest http", c, t.ingestHTTP("writer", writers))
+			newHTTP = b.measure(ctx, "ingest http, new users", c, t.ingestHTTP(newcomers, math.MaxInt))
 			readHTTP = b.measure(ctx, "dashboard http", c, t.dashboardHTTP(readers, nil))
 			read304 = b.measure(ctx, "dashboard 304", c, t.dashboardHTTP(readers, etags))
 		} else {
 			label := o.baseline + ": "
-			var baseIngest, baseRead, base304 Result
+			var baseIngest, baseNew, baseRead, base304 Result
 			ingestHTTP, baseIngest = b.pair(ctx, "ingest http", label, c, t.ingestHTTP("writer", writers), base.ingestHTTP("writer", writers))
+			newHTTP, baseNew = b.pair(ctx, "ingest http, new users", label, c, t.ingestHTTP(newcomers, math.MaxInt), base.ingestHTTP(newcomers, math.MaxInt))
 			readHTTP, baseRead = b.pair(ctx, "dashboard http", label, c, t.dashboardHTTP(readers, nil), base.dashboardHTTP(readers, nil))
 			read304, base304 = b.pair(ctx, "dashboard 304", label, c, t.dashboardHTTP(readers, etags), base.dashboardHTTP(readers, baseETags))
-			for _, p := range [][2]Result{{ingestHTTP, baseIngest}, {readHTTP, baseRead}, {read304, base304}} {
-				current := p[0]
-				versus(&current, p[1], current.RPS/p[1].RPS)
-				rep.Baseline = append(rep.Baseline, p[1], current)
-			}
+			rep.Baseline = append(rep.Baseline, baseIngest, ingestHTTP, baseNew, newHTTP, baseRead, readHTTP, base304, read304)
 		}
 		ingestSQL := b.measure(ctx, "ingest sql", c, t.ingestSQL("writer", writers))
 		readSQL := b.measure(ctx, "dashboard sql", c, t.dashboardSQL(readers))
 		versus(&ingestHTTP, ingestSQL, ingestHTTP.RPS/ingestSQL.RPS)
 		versus(&readHTTP, readSQL, readHTTP.RPS/readSQL.RPS)
 		versus(&read304, readHTTP, read304.RPS/readHTTP.RPS)
-		rep.Results = append(rep.Results, ingestHTTP, ingestSQL, readHTTP, readSQL, read304)
+		versus(&newHTTP, ingestHTTP, newHTTP.RPS/ingestHTTP.RPS)
+		rep.Results = append(rep.Results, ingestHTTP, newHTTP, ingestSQL, readHTTP, readSQL, read304)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"coco/sql/store"
 )
 
@@ -138,6 +140,26 @@ func seedWeek(ctx context.Context, st *store.Store, users []string) error {
 		}
 	}
 	return nil
+}
+
+// seedWriters creates the writers the ingest scenarios spread sessions over,
+// writer-0 to writer-(writers-1), with a session on each of the last seven
+// days, in two plain statements that the first release's schema accepts
+// too (the trigger on sessions computes their rollups).
+func seedWriters(ctx context.Context, pool *pgxpool.Pool) error {
+	_, err := pool.Exec(ctx, `
+		insert into users (external_id) select 'writer-' || g from generate_series(0, $1::int - 1) g;`, writers)
+	if err != nil {
+		return err
+	}
+	_, err = pool.Exec(ctx, `
+		insert into sessions (session_id, user_id, started_at, duration_seconds, sentiment_score)
+		select 'seed-' || u.external_id || '-' || k, u.id,
+		       date_trunc('hour', now()) - k * interval '1 day' + interval '30 minutes',
+		       300 + 60 * (k * 7 % 30), (30 + k * 9 % 70) / 100.0
+		from users u cross join generate_series(1, 7) k
+		where u.external_id like 'writer-%'`)
+	return err
 }
 
 func names(prefix string, n int) []string {
