@@ -57,8 +57,10 @@ type bench struct {
 }
 
 // pair measures the same scenario on this build and on the baseline, one
-// run of each in turn, so a slow moment of the machine hits both alike. The
-// ratio is the median of the runs' ratios, each of two runs side by side.
+// run of each in turn, so a slow moment of the machine hits both alike;
+// which goes first alternates, so neither always runs in the wake of the
+// other (its autovacuum, its cold caches). The ratio is the median of the
+// runs' ratios, each of two runs side by side.
 func (b bench) pair(ctx context.Context, scenario, baseLabel string, clients int, do, baseDo request) (Result, Result) {
 	progress("%s, %d clients, alternating with %s", scenario, clients, strings.TrimSuffix(baseLabel, ": "))
 	closedLoop(ctx, clients, b.o.warmup, do)
@@ -66,15 +68,18 @@ func (b bench) pair(ctx context.Context, scenario, baseLabel string, clients int
 	r := Result{Scenario: scenario, Clients: clients}
 	base := Result{Scenario: baseLabel + scenario, Clients: clients}
 	ratios := make([]Stats, 0, b.o.repeats)
-	for range b.o.repeats {
-		for _, x := range []struct {
+	for i := range b.o.repeats {
+		runs := []struct {
 			res *Result
 			do  request
-		}{{&r, do}, {&base, baseDo}} {
-			s := closedLoop(ctx, clients, b.o.duration, x.do)
-			x.res.add(s)
+		}{{&r, do}, {&base, baseDo}}
+		if i%2 == 1 {
+			runs[0], runs[1] = runs[1], runs[0]
 		}
-		ratios = append(ratios, Stats{RPS: r.Runs[len(r.Runs)-1].RPS / base.Runs[len(base.Runs)-1].RPS})
+		for _, x := range runs {
+			x.res.add(closedLoop(ctx, clients, b.o.duration, x.do))
+		}
+		ratios = append(ratios, Stats{RPS: r.Runs[i].RPS / base.Runs[i].RPS})
 	}
 	for _, x := range []*Result{&r, &base} {
 		x.RPS = median(x.Runs, func(s Stats) float64 { return s.RPS })
