@@ -67,7 +67,7 @@ func (b bench) pair(ctx context.Context, scenario, baseLabel string, clients int
 	closedLoop(ctx, clients, b.o.warmup, baseDo)
 	r := Result{Scenario: scenario, Clients: clients}
 	base := Result{Scenario: baseLabel + scenario, Clients: clients}
-	ratios := make([]Stats, 0, b.o.repeats)
+	ratios := make([]float64, 0, b.o.repeats)
 	for i := range b.o.repeats {
 		runs := []struct {
 			res *Result
@@ -79,14 +79,14 @@ func (b bench) pair(ctx context.Context, scenario, baseLabel string, clients int
 		for _, x := range runs {
 			x.res.add(closedLoop(ctx, clients, b.o.duration, x.do))
 		}
-		ratios = append(ratios, Stats{RPS: r.Runs[i].RPS / base.Runs[i].RPS})
+		ratios = append(ratios, r.Runs[i].RPS/base.Runs[i].RPS)
 	}
 	for _, x := range []*Result{&r, &base} {
 		x.RPS = median(x.Runs, func(s Stats) float64 { return s.RPS })
 		x.P50ms = median(x.Runs, func(s Stats) float64 { return s.P50ms })
 		x.P99ms = median(x.Runs, func(s Stats) float64 { return s.P99ms })
 	}
-	versus(&r, base, median(ratios, func(s Stats) float64 { return s.RPS }))
+	versus(&r, base, middle(ratios))
 	return r, base
 }
 

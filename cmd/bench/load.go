@@ -67,13 +67,18 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, do request) S
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// median takes the middle value of one field over several runs, or the
-// mean of the two middle ones for an even number of runs.
+// median takes the middle value of one field over several runs.
 func median(runs []Stats, field func(Stats) float64) float64 {
 	v := make([]float64, len(runs))
 	for i, r := range runs {
 		v[i] = field(r)
 	}
+	return middle(v)
+}
+
+// middle is the middle value of v, or the mean of the two middle ones when
+// v has an even number of values. It sorts v.
+func middle(v []float64) float64 {
 	slices.Sort(v)
 	n := len(v)
 	return (v[(n-1)/2] + v[n/2]) / 2
