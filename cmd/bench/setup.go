@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"coco/internal/gitbuild"
 	"coco/internal/localpg"
 	"coco/sql/migrations"
 	"coco/sql/store"
@@ -134,12 +135,22 @@ func (d *deployment) close() {
 	d.pool.Close()
 }
 
-// buildCoco compiles the real binary once.
-func buildCoco(ctx context.Context, dir string) (string, error) {
+// thisBuild compiles the coco to measure once, from the working tree or,
+// given a revision, from git history, and says how to migrate its database.
+func thisBuild(ctx context.Context, revision, dir string) (string, func(context.Context, string) error, error) {
+	if revision != "" {
+		progress("building coco at %s to measure", revision)
+		bin, err := gitbuild.Coco(ctx, revision, filepath.Join(dir, "this"))
+		return bin, migrateWith(bin), err
+	}
+	progress("building coco")
 	bin := filepath.Join(dir, "coco")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/coco")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return bin, cmd.Run()
+	if err := cmd.Run(); err != nil {
+		return "", nil, fmt.Errorf("build coco: %w", err)
+	}
+	return bin, migrateHere, nil
 }
 
 // cocoProcess is a running `coco serve`.
