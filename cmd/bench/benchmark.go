@@ -242,25 +242,24 @@ func benchmark(ctx context.Context, o options) (*Report, error) {
 	if rep.PeakRSSMiB, err = d.proc.peakRSS(); err != nil {
 		return nil, err
 	}
-	if o.revision != "" {
-		// The other scenarios use routes and settings that a previous
-		// release may lack.
-		return rep, nil
-	}
-	if rep.Zoned, err = b.zoned(ctx, t, d.pool); err != nil {
-		return nil, fmt.Errorf("zoned: %w", err)
-	}
-	if rep.Batches, rep.BatchPeakRSSMiB, err = b.batches(ctx, t, d.proc); err != nil {
-		return nil, fmt.Errorf("batches: %w", err)
-	}
-	if o.standby {
-		if rep.Standby, err = b.standbyReads(ctx, d, bin, readers, etags); err != nil {
-			return nil, fmt.Errorf("standby: %w", err)
+	// These use settings, batches and standbys, which a previous release
+	// may lack.
+	if o.revision == "" {
+		if rep.Zoned, err = b.zoned(ctx, t, d.pool); err != nil {
+			return nil, fmt.Errorf("zoned: %w", err)
+		}
+		if rep.Batches, rep.BatchPeakRSSMiB, err = b.batches(ctx, t, d.proc); err != nil {
+			return nil, fmt.Errorf("batches: %w", err)
+		}
+		if o.standby {
+			if rep.Standby, err = b.standbyReads(ctx, d, bin, readers, etags); err != nil {
+				return nil, fmt.Errorf("standby: %w", err)
+			}
 		}
 	}
 
 	if o.growth {
-		if rep.Growth, err = b.growth(ctx, server, bin); err != nil {
+		if rep.Growth, err = b.growth(ctx, server, bin, migrate); err != nil {
 			return nil, fmt.Errorf("growth: %w", err)
 		}
 	}

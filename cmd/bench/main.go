@@ -70,7 +70,7 @@ flags:`)
 	fs.IntVar(&o.big, "big", 1_000_000, "stored sessions for the large growth case")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the JSON results")
 	fs.StringVar(&o.baseline, "baseline", "", "also run coco as it was at this git `revision` (a previous release) on a database of its own, alternating its runs with this build's, and report this build over it")
-	fs.StringVar(&o.revision, "revision", "", "benchmark coco as it was at this git `revision` (with its own migrations) instead of the working tree; only the scenarios every release serves run (ingest, a user's first ingest, dashboard reads and 304s), so with -baseline it measures what the commits between the two cost")
+	fs.StringVar(&o.revision, "revision", "", "benchmark coco as it was at this git `revision` (with its own migrations) instead of the working tree; only the scenarios every release serves run (ingest, a user's first ingest, dashboard reads and 304s, and growth without the erasure), so with -baseline it measures what the commits between the two cost")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
